@@ -1,0 +1,104 @@
+"""Admin API: store profiles and integration settings (API key enforced by API Gateway's usage plan)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from claimbridge.admin import AdminService
+from claimbridge.clients.richpanel import RichpanelClient
+from claimbridge.config import get_settings
+from claimbridge.crypto import SecretBox
+from claimbridge.errors import DomainError
+from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.runtime import aws_client, table_store
+
+app = APIGatewayRestResolver()
+tracer = get_tracer()
+
+
+@lru_cache(maxsize=1)
+def service() -> AdminService:
+    settings = get_settings().require("table_name", "kms_key_id")
+    return AdminService(
+        store=table_store(),
+        secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
+        richpanel=lambda api_key: RichpanelClient(
+            api_key=api_key, base_url=settings.richpanel_api_base_url, timeout=(3.05, 8.0)
+        ),
+    )
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _body() -> Any:
+    raw = app.current_event.body
+    if raw is None or raw == "":
+        raise BadBodyError("request body is required (JSON)")
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise BadBodyError(f"request body is not valid JSON: {error.args[0]}") from error
+
+
+class BadBodyError(DomainError):
+    status = 400
+
+
+@app.exception_handler(DomainError)
+def _domain_error(error: DomainError) -> Response:
+    logger.info("admin request refused", status=error.status, reason=str(error))
+    return _json(error.status, error.body())
+
+
+@app.put("/internal/stores/<storeId>")
+def put_store(storeId: str) -> Response:
+    profile, created = service().put_store(storeId, _body())
+    return _json(201 if created else 200, profile)
+
+
+@app.get("/internal/stores/<storeId>")
+def get_store(storeId: str) -> Response:
+    return _json(200, service().get_store(storeId))
+
+
+@app.get("/internal/integrations/richpanel/stores/<storeId>/teams")
+def list_richpanel_teams(storeId: str) -> Response:
+    teams = service().list_richpanel_teams(storeId)
+    return _json(200, {"teams": [team.model_dump() for team in teams]})
+
+
+@app.put("/internal/integrations/<name>/stores/<storeId>")
+def put_integration(name: str, storeId: str) -> Response:
+    settings, created = service().put_integration(name, storeId, _body())
+    return _json(201 if created else 200, settings)
+
+
+@app.get("/internal/integrations/<name>/stores/<storeId>")
+def get_integration(name: str, storeId: str) -> Response:
+    return _json(200, service().get_integration(name, storeId))
+
+
+@app.delete("/internal/integrations/<name>/stores/<storeId>")
+def delete_integration(name: str, storeId: str) -> Response:
+    service().delete_integration(name, storeId)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handle_admin_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

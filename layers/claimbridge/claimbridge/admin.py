@@ -1,0 +1,216 @@
+"""The admin API's domain: store profiles and integration settings, validated, sealed, read back masked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from claimbridge.clients.http import AuthError, IntegrationError
+from claimbridge.clients.richpanel import RichpanelClient, Team
+from claimbridge.crypto import SecretBox, mask_secret, secret_digest
+from claimbridge.errors import ResourceNotFoundError, UnavailableError, invalid, problems_from_validation
+from claimbridge.models.settings import (
+    INTEGRATIONS,
+    STORE_ID_PATTERN,
+    IntegrationSettings,
+    RichpanelSettings,
+    StoreProfileIn,
+)
+from claimbridge.observability import logger
+from claimbridge.store import Store, now_iso
+
+STORE_SECRETS_PURPOSE = "store"
+
+RichpanelFactory = Callable[[str], RichpanelClient]
+
+
+def check_store_id(store_id: str) -> str:
+    if not STORE_ID_PATTERN.fullmatch(store_id):
+        raise invalid("storeId", "must be 1 to 64 letters, digits, '-' or '_'")
+    return store_id
+
+
+def _integration_purpose(name: str) -> str:
+    return f"integration:{name}"
+
+
+class AdminService:
+    def __init__(self, *, store: Store, secret_box: SecretBox, richpanel: RichpanelFactory) -> None:
+        self._store = store
+        self._box = secret_box
+        self._richpanel = richpanel
+
+    # -- store profile -------------------------------------------------------------------------------------------
+
+    def put_store(self, store_id: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Create or replace a store's profile; return its public view and whether it was created."""
+        check_store_id(store_id)
+        try:
+            profile = StoreProfileIn.model_validate(body)
+        except ValidationError as error:
+            raise problems_from_validation(error) from error
+        existing = self._store.get_store_profile(store_id)
+        old_secrets: dict[str, Any] = {}
+        if existing is not None:
+            old_secrets = self._box.open(existing["secrets"], store_id=store_id, purpose=STORE_SECRETS_PURPOSE)
+        elif profile.webhook_secrets is None:
+            raise invalid("webhook_secrets", "required when creating a store")
+
+        secrets = {
+            # The customer hash key is the store's own: it keys customer look-ups without storing emails as keys.
+            "customer_hash_key": old_secrets.get("customer_hash_key") or os.urandom(32).hex(),
+            "widget_secret": _secret_or(profile.widget_secret, old_secrets.get("widget_secret")),
+        }
+        attributes: dict[str, Any] = {
+            "name": profile.name,
+            "shop_domain": profile.shop_domain,
+            "credit_provider": profile.credit_provider,
+            "currency": profile.currency,
+            "max_credit_amount": profile.max_credit_amount,
+            "secrets": self._box.seal(secrets, store_id=store_id, purpose=STORE_SECRETS_PURPOSE),
+            "widget_secret_masked": mask_secret(secrets["widget_secret"]) if secrets["widget_secret"] else None,
+            "created_at": existing["created_at"] if existing else now_iso(),
+            "updated_at": now_iso(),
+        }
+        if profile.webhook_secrets is not None:
+            raw = [s.get_secret_value() for s in profile.webhook_secrets]
+            attributes["webhook_secret_digests"] = [secret_digest(s) for s in raw]
+            attributes["webhook_secrets_masked"] = [mask_secret(s) for s in raw]
+        else:
+            assert existing is not None
+            attributes["webhook_secret_digests"] = existing["webhook_secret_digests"]
+            attributes["webhook_secrets_masked"] = existing["webhook_secrets_masked"]
+        self._store.put_store_profile(store_id, attributes)
+        logger.info("store profile saved", store_id=store_id, is_new=existing is None)
+        return _public_profile(store_id, attributes), existing is None
+
+    def get_store(self, store_id: str) -> dict[str, Any]:
+        check_store_id(store_id)
+        item = self._store.get_store_profile(store_id)
+        if item is None:
+            raise ResourceNotFoundError(f"store {store_id} not found")
+        return _public_profile(store_id, item)
+
+    # -- integrations --------------------------------------------------------------------------------------------
+
+    def put_integration(self, name: str, store_id: str, body: Any) -> tuple[dict[str, Any], bool]:
+        model = _integration_model(name)
+        check_store_id(store_id)
+        if self._store.get_store_profile(store_id) is None:
+            raise ResourceNotFoundError(f"store {store_id} not found: create its profile first")
+        try:
+            settings = model.model_validate(body)
+        except ValidationError as error:
+            raise problems_from_validation(error) from error
+
+        existing = self._store.get_integration(store_id, name)
+        secrets = settings.secrets()
+        if existing is not None:
+            old = self._box.open(existing["secrets"], store_id=store_id, purpose=_integration_purpose(name))
+            secrets = {**old, **secrets}
+        missing = [field for field in model.secret_fields if field not in secrets]
+        if missing:
+            raise invalid(missing[0], "required")
+
+        if isinstance(settings, RichpanelSettings):
+            self._check_richpanel_key(secrets["api_key"])
+
+        attributes = {
+            "settings": settings.public_fields(),
+            "secrets": self._box.seal(secrets, store_id=store_id, purpose=_integration_purpose(name)),
+            "secrets_masked": {field: mask_secret(value) for field, value in secrets.items()},
+            "status": "valid",
+            "status_reason": "",
+            "status_checked_at": now_iso(),
+            "created_at": existing["created_at"] if existing else now_iso(),
+            "updated_at": now_iso(),
+        }
+        self._store.put_integration(store_id, name, attributes)
+        logger.info("integration saved", store_id=store_id, integration=name, is_new=existing is None)
+        return _public_integration(name, store_id, attributes), existing is None
+
+    def get_integration(self, name: str, store_id: str) -> dict[str, Any]:
+        _integration_model(name)
+        check_store_id(store_id)
+        item = self._store.get_integration(store_id, name)
+        if item is None:
+            raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
+        return _public_integration(name, store_id, item)
+
+    def delete_integration(self, name: str, store_id: str) -> None:
+        _integration_model(name)
+        check_store_id(store_id)
+        if not self._store.delete_integration(store_id, name):
+            raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
+        logger.info("integration deleted", store_id=store_id, integration=name)
+
+    def integration_secrets(self, name: str, store_id: str) -> dict[str, Any]:
+        item = self._store.get_integration(store_id, name)
+        if item is None:
+            raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
+        return self._box.open(item["secrets"], store_id=store_id, purpose=_integration_purpose(name))
+
+    def list_richpanel_teams(self, store_id: str) -> list[Team]:
+        check_store_id(store_id)
+        api_key = self.integration_secrets("richpanel", store_id)["api_key"]
+        try:
+            return self._richpanel(api_key).list_teams()
+        except AuthError as error:
+            self._store.set_integration_status(store_id, "richpanel", valid=False, reason="Richpanel refused the key")
+            raise UnavailableError("Richpanel refused the stored API key; re-enter it") from error
+        except IntegrationError as error:
+            raise UnavailableError(f"Richpanel is unavailable: {error}") from error
+
+    def _check_richpanel_key(self, api_key: str) -> None:
+        try:
+            self._richpanel(api_key).list_teams()
+        except AuthError as error:
+            raise invalid("api_key", "Richpanel refused this key (GET /v1/teams answered 401)") from error
+        except IntegrationError as error:
+            raise UnavailableError(f"could not check the key with Richpanel: {error}; nothing was saved") from error
+
+
+def _integration_model(name: str) -> type[IntegrationSettings]:
+    try:
+        return INTEGRATIONS[name]
+    except KeyError:
+        raise ResourceNotFoundError(f"unknown integration {name!r}; known: {', '.join(INTEGRATIONS)}") from None
+
+
+def _secret_or(new: SecretStr | None, old: str | None) -> str | None:
+    return new.get_secret_value() if new is not None else old
+
+
+def _public_profile(store_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    cap = item.get("max_credit_amount")
+    return {
+        "store_id": store_id,
+        "name": item["name"],
+        "shop_domain": item["shop_domain"],
+        "webhook_secrets": item["webhook_secrets_masked"],
+        "widget_secret": item.get("widget_secret_masked"),
+        "credit_provider": item["credit_provider"],
+        "currency": item["currency"],
+        "max_credit_amount": f"{cap:.2f}" if cap is not None else None,
+        "created_at": item["created_at"],
+        "updated_at": item["updated_at"],
+    }
+
+
+def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "integration": name,
+        "store_id": store_id,
+        **item["settings"],
+        **item["secrets_masked"],
+        "status": {
+            "state": item.get("status", "valid"),
+            "reason": item.get("status_reason") or None,
+            "checked_at": item.get("status_checked_at"),
+        },
+        "created_at": item["created_at"],
+        "updated_at": item["updated_at"],
+    }

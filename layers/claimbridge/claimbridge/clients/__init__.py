@@ -1,0 +1,1 @@
+"""Partner clients: one module per partner over one HTTP base (``http``). Wire facts: shared/CONTRACTS.md."""

@@ -1,0 +1,1 @@
+"""Pydantic models: admin bodies and settings, webhooks, jobs, ledger."""

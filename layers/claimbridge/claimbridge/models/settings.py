@@ -1,0 +1,191 @@
+"""The admin API's bodies: a store's profile and each integration's settings.
+
+Unknown fields are rejected; secrets are ``SecretStr`` (never printed) and write-only: a PUT that omits one keeps the
+stored value, and reads show only the masked form. See shared/DESIGN.md "Public interface".
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+
+STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SHOP_DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]{0,60}\.myshopify\.com$"
+RICHPANEL_CHANNELS = (
+    "email",
+    "message",
+    "twilio-sms",
+    "attentive",
+    "aircall",
+    "facebook_message",
+    "instagram",
+    "facebook_feed_comment",
+)
+RichpanelChannel = Literal[
+    "email",
+    "message",
+    "twilio-sms",
+    "attentive",
+    "aircall",
+    "facebook_message",
+    "instagram",
+    "facebook_feed_comment",
+]
+
+Token = Annotated[str, StringConstraints(min_length=8, max_length=512, pattern=r"^\S+$")]
+Money = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class StoreProfileIn(StrictBody):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    shop_domain: Annotated[str, StringConstraints(to_lower=True, pattern=SHOP_DOMAIN_PATTERN)]
+    webhook_secrets: Annotated[list[SecretStr], Field(min_length=1, max_length=2)] | None = None
+    widget_secret: SecretStr | None = None
+    credit_provider: Literal["rise", "rivo"] = "rise"
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    max_credit_amount: Money | None = None
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _strong_webhook_secrets(cls, secrets: list[SecretStr] | None) -> list[SecretStr] | None:
+        for secret in secrets or []:
+            if len(secret.get_secret_value()) < 16 or any(c.isspace() for c in secret.get_secret_value()):
+                raise ValueError("each webhook secret must be at least 16 characters without spaces")
+        return secrets
+
+    @field_validator("widget_secret")
+    @classmethod
+    def _strong_widget_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return secret
+
+
+class IntegrationSettings(StrictBody):
+    """Base of the five integrations' settings. ``secret_fields`` are sealed with KMS; the rest is stored plainly."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def public_fields(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(self.secret_fields))
+
+    def secrets(self) -> dict[str, str]:
+        return {
+            name: value.get_secret_value()
+            for name in self.secret_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        }
+
+
+class RichpanelSettings(IntegrationSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: Annotated[SecretStr, Field()] | None = None
+    default_team_id: UUID | None = None
+    default_channel: RichpanelChannel = "email"
+
+    @field_validator("api_key")
+    @classmethod
+    def _richpanel_key_form(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not re.fullmatch(r"rp_[A-Za-z0-9_\-]{8,200}", key.get_secret_value()):
+            raise ValueError("must be a Richpanel API key: rp_ followed by at least 8 letters or digits")
+        return key
+
+    @field_validator("default_team_id", mode="before")
+    @classmethod
+    def _team_is_uuid(cls, value: Any) -> Any:
+        if isinstance(value, str) and value and not _is_uuid(value):
+            raise ValueError("must be the team's UUID, not its name (Richpanel ignores a team name silently)")
+        return value or None
+
+
+class RiseSettings(IntegrationSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("credit_api_token",)
+
+    credit_api_token: SecretStr | None = None
+
+    @field_validator("credit_api_token")
+    @classmethod
+    def _token_form(cls, token: SecretStr | None) -> SecretStr | None:
+        return _check_token(token)
+
+
+class RivoSettings(IntegrationSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: SecretStr | None = None
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_form(cls, key: SecretStr | None) -> SecretStr | None:
+        return _check_token(key)
+
+
+class PostcoBonus(StrictBody):
+    type: Literal["fixed", "percent"]
+    value: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+
+    @field_validator("value")
+    @classmethod
+    def _percent_in_range(cls, value: Decimal, info: Any) -> Decimal:
+        if info.data.get("type") == "percent" and value > 100:
+            raise ValueError("a percent bonus is at most 100")
+        return value
+
+
+class PostcoSettings(IntegrationSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: SecretStr | None = None
+    bonus: PostcoBonus | None = None
+
+    @field_validator("api_key")
+    @classmethod
+    def _postco_key_form(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not re.fullmatch(r"sk_[A-Za-z0-9_\-]{8,200}", key.get_secret_value()):
+            raise ValueError("must be a PostCo secret key: sk_ followed by at least 8 letters or digits")
+        return key
+
+
+class OrderProtectionSettings(IntegrationSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_token",)
+
+    api_token: SecretStr | None = None
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_form(cls, token: SecretStr | None) -> SecretStr | None:
+        return _check_token(token)
+
+
+INTEGRATIONS: dict[str, type[IntegrationSettings]] = {
+    "richpanel": RichpanelSettings,
+    "rise": RiseSettings,
+    "rivo": RivoSettings,
+    "postco": PostcoSettings,
+    "order_protection": OrderProtectionSettings,
+}
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_token(token: SecretStr | None) -> SecretStr | None:
+    if token is not None:
+        raw = token.get_secret_value()
+        if not 8 <= len(raw) <= 512 or any(c.isspace() for c in raw):
+            raise ValueError("must be 8 to 512 characters without spaces")
+    return token

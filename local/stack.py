@@ -1,0 +1,191 @@
+"""The whole stack on one machine: emulated AWS, the partner sandbox, the API, the SQS pollers and the schedules."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.emulators import Emulators, LocalResources, create_resources, spawn, stop
+from local.functions import LocalFunction, function_environment, load_functions
+from local.gateway import ApiAnswer, LocalApi, serve
+from local.pollers import Poller, sqs_sources
+from local.scheduler import Scheduler, schedules
+from local.template import ROOT, api_routes, load_template, resources_of
+
+PARTNER_URL_VARIABLES = {
+    "richpanel": "RICHPANEL_API_BASE_URL",
+    "rise": "RISE_API_BASE_URL",
+    "rivo": "RIVO_API_BASE_URL",
+    "postco": "POSTCO_API_BASE_URL",
+    "order_protection": "ORDER_PROTECTION_API_BASE_URL",
+}
+LOCAL_ENVIRONMENT = {
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+    "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would drown the log; deployed, they are CloudWatch metrics
+    "POWERTOOLS_DEV": "false",
+}
+
+
+class Sandbox:
+    """The partner sandbox as a child process; its base URLs, as it announced them."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.urls: dict[str, str] = {}
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.sandbox"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=(self._log_dir / "sandbox.log").open("wb"),
+            preexec_fn=spawn.__globals__["_die_with_parent"],
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the partner sandbox did not start; see {self._log_dir / 'sandbox.log'}")
+        self.urls = json.loads(line)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+@dataclass
+class LocalStack:
+    """Start with ``start()``; ``api.invoke`` (in-process) or ``http://host:port`` (HTTP) reach the same handlers."""
+
+    port: int = 3000
+    host: str = "127.0.0.1"
+    admin_api_key: str = ""
+    log_dir: Path = ROOT / ".local-logs"
+    serve_http: bool = True
+    run_pollers: bool = True
+    run_schedules: bool = True
+    template: dict[str, Any] = field(default_factory=load_template)
+
+    def __post_init__(self) -> None:
+        self.admin_api_key = (
+            self.admin_api_key or os.environ.get("CLAIMBRIDGE_ADMIN_API_KEY") or secrets.token_urlsafe(24)
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.emulators = Emulators(self.log_dir)
+        self.sandbox = Sandbox(self.log_dir)
+        self.stop_event = threading.Event()
+        self.pollers: list[Poller] = []
+        self.functions: dict[str, LocalFunction] = {}
+        self.partner_urls: dict[str, str] = {}
+        self._server: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        try:
+            self.emulators.start()
+            self.sandbox.start()
+            self.resources: LocalResources = create_resources(self.emulators, self.template)
+            self._configure_environment()
+            self.functions = load_functions(self.template)
+            self.api = LocalApi(api_routes(self.template), self.functions, admin_api_key=self.admin_api_key)
+            self.scheduler = Scheduler(schedules(self.template), self.functions, self.stop_event)
+            if self.run_pollers:
+                sqs = self.emulators.client("sqs")
+                for source in sqs_sources(self.template, self.resources.resolver):
+                    poller = Poller(source, self.functions[source.function], sqs, self.stop_event)
+                    poller.start()
+                    self.pollers.append(poller)
+            if self.run_schedules:
+                self.scheduler.start()
+            if self.serve_http:
+                self._server = serve(self.api, self.host, self.port)
+                self.port = self._server.server_address[1]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self.sandbox.stop()
+        self.emulators.stop()
+
+    def _configure_environment(self) -> None:
+        """The functions' environment: the template's variables resolved locally, partners pointed at the sandbox
+        unless the caller's environment names another base URL."""
+        caller = dict(os.environ)
+        environment: dict[str, str] = {}
+        for logical_id in resources_of(self.template, "AWS::Serverless::Function"):
+            environment.update(function_environment(self.template, self.resources.resolver, logical_id))
+        for partner, variable in PARTNER_URL_VARIABLES.items():
+            chosen = caller.get(variable) or self.sandbox.urls.get(partner) or environment.get(variable, "")
+            environment[variable] = chosen
+            self.partner_urls[partner] = chosen
+        os.environ.update({**environment, **self.emulators.environment(), **LOCAL_ENVIRONMENT})
+        from claimbridge.config import get_settings
+
+        get_settings.cache_clear()
+
+    # -- conveniences for the CLI and the tests ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def admin(self, method: str, path: str, body: Any = None) -> ApiAnswer:
+        return self.api.invoke(
+            method,
+            path,
+            {"x-api-key": self.admin_api_key, "content-type": "application/json"},
+            json.dumps(body) if body is not None else None,
+        )
+
+    def create_demo_store(self, store_id: str = "demo-store") -> dict[str, str]:
+        """A store with working sandbox settings for every partner; returns what a user needs to call it."""
+        webhook_secret = os.environ.get("CLAIMBRIDGE_DEMO_WEBHOOK_SECRET") or "whsec_" + secrets.token_hex(16)
+        widget_secret = "wgt_" + secrets.token_hex(16)
+        steps = [
+            (
+                "/internal/stores/" + store_id,
+                {
+                    "name": "Demo Store",
+                    "shop_domain": "demo-store.myshopify.com",
+                    "webhook_secrets": [webhook_secret],
+                    "widget_secret": widget_secret,
+                    "credit_provider": "rise",
+                    "currency": "USD",
+                    "max_credit_amount": "500.00",
+                },
+            ),
+            (
+                f"/internal/integrations/richpanel/stores/{store_id}",
+                {
+                    "api_key": "rp_demo_" + secrets.token_hex(8),
+                    "default_team_id": "6f1c1b7e-3a51-4a2b-9f0e-1d2c3b4a5f60",
+                    "default_channel": "email",
+                },
+            ),
+            (
+                f"/internal/integrations/rise/stores/{store_id}",
+                {"credit_api_token": "rise_demo_" + secrets.token_hex(8)},
+            ),
+            (
+                f"/internal/integrations/order_protection/stores/{store_id}",
+                {"api_token": "op_demo_" + secrets.token_hex(8)},
+            ),
+        ]
+        for path, body in steps:
+            answer = self.admin("PUT", path, body)
+            if answer.status not in (200, 201):
+                raise RuntimeError(f"demo store: PUT {path} answered {answer.status}: {answer.body.decode()}")
+        return {"store_id": store_id, "webhook_secret": webhook_secret, "widget_secret": widget_secret}
