@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
@@ -10,6 +11,7 @@ from local.stack import LocalStack
 
 
 def main() -> None:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     stack = LocalStack(port=int(os.environ.get("PORT", "3000")))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -40,7 +42,9 @@ Try it:
 Ctrl-C stops everything.""",
             flush=True,
         )
-        done.wait()
+        # A timed wait: a signal delivered to another thread only runs its handler when the main thread wakes.
+        while not done.wait(timeout=0.5):
+            pass
     finally:
         print("claimbridge: stopping ...", flush=True)
         stack.stop()

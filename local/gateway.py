@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,12 +38,19 @@ class LocalApi:
     """Routes requests to the functions as API Gateway's REST proxy integration would."""
 
     def __init__(
-        self, routes: list[Route], functions: Mapping[str, LocalFunction], *, admin_api_key: str, stage: str = "local"
+        self,
+        routes: list[Route],
+        functions: Mapping[str, LocalFunction],
+        *,
+        admin_api_key: str,
+        stage: str = "local",
+        control: Callable[[str, str], ApiAnswer] | None = None,
     ) -> None:
         self._routes = routes
         self._functions = functions
         self._admin_api_key = admin_api_key
         self._stage = stage
+        self._control = control
 
     def invoke(
         self,
@@ -60,6 +67,12 @@ class LocalApi:
             return _answer(413, "Request Too Long")
         split = urlsplit(target)
         path = split.path
+        if path.startswith("/__local/") and self._control is not None:
+            # The local stack's own controls (not part of the deployed API), behind the admin key.
+            lower_headers = {k.lower(): v for k, v in headers.items()}
+            if not hmac.compare_digest(lower_headers.get("x-api-key", "").encode(), self._admin_api_key.encode()):
+                return _answer(401, "Unauthorized: missing or wrong x-api-key")
+            return self._control(method.upper(), path.removeprefix("/__local/"))
         route, params = self._match(method.upper(), path)
         if route is None:
             return _answer(404 if params is None else 405, "Not Found" if params is None else "Method Not Allowed")

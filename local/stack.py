@@ -94,8 +94,10 @@ class LocalStack:
             self.resources: LocalResources = create_resources(self.emulators, self.template)
             self._configure_environment()
             self.functions = load_functions(self.template)
-            self.api = LocalApi(api_routes(self.template), self.functions, admin_api_key=self.admin_api_key)
             self.scheduler = Scheduler(schedules(self.template), self.functions, self.stop_event)
+            self.api = LocalApi(
+                api_routes(self.template), self.functions, admin_api_key=self.admin_api_key, control=self._control
+            )
             if self.run_pollers:
                 sqs = self.emulators.client("sqs")
                 for source in sqs_sources(self.template, self.resources.resolver):
@@ -135,6 +137,19 @@ class LocalStack:
         from claimbridge.config import get_settings
 
         get_settings.cache_clear()
+
+    def _control(self, method: str, what: str) -> ApiAnswer:
+        """``GET /__local/schedules`` lists the schedules; ``POST /__local/schedules/<Function.Event>`` fires one."""
+        if what == "schedules" and method == "GET":
+            listing = {name: {"every_s": s.every_s} for name, s in self.scheduler.entries.items()}
+            return ApiAnswer(200, {"Content-Type": "application/json"}, json.dumps(listing).encode())
+        name = what.removeprefix("schedules/")
+        if what.startswith("schedules/") and method == "POST" and name in self.scheduler.entries:
+            result = self.scheduler.fire(name)
+            return ApiAnswer(
+                200, {"Content-Type": "application/json"}, json.dumps({"result": result}, default=str).encode()
+            )
+        return ApiAnswer(404, {"Content-Type": "application/json"}, b'{"message": "unknown local control"}')
 
     # -- conveniences for the CLI and the tests ------------------------------------------------------------------
 

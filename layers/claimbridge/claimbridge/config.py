@@ -64,14 +64,14 @@ class Settings(BaseModel):
         try:
             return cls.model_validate({k: v for k, v in environ.items() if v != ""})
         except ValidationError as error:
-            problems = "; ".join(
-                f"{cls.model_fields[str(e['loc'][0])].alias}: {e['msg']}" for e in error.errors() if e["loc"]
-            )
+            # Locations are the variables' names (the fields' aliases).
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors() if e["loc"])
             raise ConfigError(f"invalid configuration: {problems}") from error
 
     def require(self, *names: str) -> Settings:
         """Fail with every missing variable named, or return self."""
-        missing = [self.model_fields[name].alias or name for name in names if getattr(self, name) in (None, "")]
+        fields = type(self).model_fields
+        missing = [fields[name].alias or name for name in names if getattr(self, name) in (None, "")]
         if missing:
             raise ConfigError(f"missing configuration: {', '.join(missing)}")
         return self

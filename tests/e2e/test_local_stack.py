@@ -1,0 +1,65 @@
+"""`make run`'s stack over HTTP: the banner, the demo store, the admin API, and a clean stop."""
+
+import socket
+import subprocess
+
+import requests
+
+from tests.e2e.conftest import start_stack, stop_stack
+
+
+def test_the_banner_prints_the_url_the_admin_key_the_demo_secret_and_a_ready_curl(running):
+    assert running.url.startswith("http://127.0.0.1:")
+    assert len(running.admin_key) >= 20
+    assert running.webhook_secret.startswith("whsec_")
+    assert f"curl -s -H 'x-api-key: {running.admin_key}' {running.url}/internal/stores/demo-store" in running.banner
+
+
+def test_the_demo_store_is_served_with_working_sandbox_settings(running):
+    store = running.admin("GET", f"/internal/stores/{running.store_id}")
+    teams = running.admin("GET", f"/internal/integrations/richpanel/stores/{running.store_id}/teams")
+
+    assert store.status_code == 200
+    assert store.json()["shop_domain"] == "demo-store.myshopify.com"
+    assert running.webhook_secret not in store.text
+    assert teams.status_code == 200
+    assert teams.json()["teams"]
+
+
+def test_the_admin_api_over_http_saves_reads_and_refuses(running):
+    path = "/internal/stores/e2e-store"
+    body = {"name": "E2E", "shop_domain": "e2e.myshopify.com", "webhook_secrets": ["e2e-secret-0123456789"]}
+
+    assert requests.put(running.url + path, json=body, timeout=10).status_code == 401
+    assert running.admin("PUT", path, json=body).status_code == 201
+    assert running.admin("GET", path).json()["name"] == "E2E"
+    bad = running.admin("PUT", path, json={**body, "shop_domain": "e2e.example.com"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "shop_domain"
+    assert running.admin("GET", path).json()["shop_domain"] == "e2e.myshopify.com"
+    integration = "/internal/integrations/richpanel/stores/e2e-store"
+    assert running.admin("PUT", integration, json={"api_key": "rp_e2e_0123456789"}).status_code == 201
+    assert running.admin("GET", integration).json()["api_key"] == "rp_****6789"
+
+
+def _answers(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_ctrl_c_stops_everything_the_stack_started():
+    stack = start_stack()
+    endpoints = [stack.url, stack.endpoint("DynamoDB Local"), stack.endpoint(r"moto \(SQS/KMS/EB\)")]
+    children = subprocess.run(
+        ["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert all(_answers(url) for url in endpoints)
+    assert len(children) >= 3  # DynamoDB Local, moto, the sandbox
+
+    assert stop_stack(stack) == 0
+
+    assert not any(_answers(url) for url in endpoints)
+    still_running = subprocess.run(["ps", "-o", "pid=", "-p", ",".join(children)], capture_output=True, text=True)
+    assert still_running.stdout.strip() == ""

@@ -1,0 +1,130 @@
+"""template.yaml's promises, read from the file itself."""
+
+from typing import Any
+
+import pytest
+
+from local.template import api_routes, load_template, resources_of
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+GLOBAL_TIMEOUT = TEMPLATE["Globals"]["Function"]["Timeout"]
+
+
+def _ref_name(value: Any) -> str:
+    """The logical id behind !Ref X or !GetAtt X.Arn."""
+    if "Ref" in value:
+        return str(value["Ref"])
+    return str(value["Fn::GetAtt"][0])
+
+
+def sqs_event_sources() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    found = []
+    for name, spec in resources_of(TEMPLATE, "AWS::Serverless::Function").items():
+        for event in (spec["Properties"].get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                found.append((name, spec["Properties"], event["Properties"]))
+    return found
+
+
+def job_queues() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in resources_of(TEMPLATE, "AWS::SQS::Queue").items() if "RedrivePolicy" in s["Properties"]}
+
+
+def test_every_sqs_event_source_reports_partial_batch_failures():
+    for function, _, event in sqs_event_sources():
+        assert "ReportBatchItemFailures" in event.get("FunctionResponseTypes", []), function
+
+
+def test_every_consumed_queue_hides_a_message_for_at_least_six_times_the_function_timeout():
+    for function, props, event in sqs_event_sources():
+        queue = RESOURCES[_ref_name(event["Queue"])]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * props.get("Timeout", GLOBAL_TIMEOUT), function
+
+
+def test_every_consumed_queue_is_a_job_queue_with_a_dlq():
+    consumed = {_ref_name(event["Queue"]) for _, _, event in sqs_event_sources()}
+
+    assert consumed <= set(job_queues())
+
+
+def test_every_job_queue_redrives_to_a_dlq_after_at_least_five_receives():
+    assert {"RichpanelQueue", "CreditQueue", "OrderProtectionQueue"} <= set(job_queues())
+    for name, spec in job_queues().items():
+        policy = spec["Properties"]["RedrivePolicy"]
+        assert policy["maxReceiveCount"] >= 5, name
+        dlq = _ref_name(policy["deadLetterTargetArn"])
+        assert RESOURCES[dlq]["Type"] == "AWS::SQS::Queue"
+
+
+def test_every_dlq_has_an_alarm_on_its_visible_messages():
+    alarmed = {
+        _ref_name(dimension["Value"])
+        for alarm in resources_of(TEMPLATE, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        for dimension in alarm["Properties"]["Dimensions"]
+    }
+    dlqs = {_ref_name(spec["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for spec in job_queues().values()}
+
+    assert dlqs
+    assert dlqs <= alarmed
+
+
+def test_every_queue_is_encrypted():
+    for name, spec in resources_of(TEMPLATE, "AWS::SQS::Queue").items():
+        assert spec["Properties"].get("SqsManagedSseEnabled") is True, name
+
+
+def iam_statements() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, spec in resources_of(TEMPLATE, "AWS::Serverless::Function").items():
+        for policy in spec["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                found.append((name, statement))
+    return found
+
+
+def test_no_function_policy_grants_a_wildcard_action():
+    assert iam_statements()
+    for function, statement in iam_statements():
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions), (function, actions)
+
+
+def test_kms_use_is_bound_to_a_store_id_encryption_context():
+    for function, statement in iam_statements():
+        if any(action.startswith("kms:") for action in statement["Action"]):
+            assert "kms:EncryptionContext:store_id" in str(statement.get("Condition")), function
+
+
+def test_the_main_table_is_on_demand_recoverable_encrypted_and_expires_items():
+    table = RESOURCES["MainTable"]["Properties"]
+
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+def test_every_function_has_a_log_group_with_retention():
+    groups = [g["Properties"] for g in resources_of(TEMPLATE, "AWS::Logs::LogGroup").values()]
+    named = {str(g["LogGroupName"]) for g in groups}
+    for function in resources_of(TEMPLATE, "AWS::Serverless::Function"):
+        assert any(function in name for name in named), function
+    assert all("RetentionInDays" in g for g in groups)
+
+
+def test_the_functions_run_on_arm64_python312_with_the_layer():
+    function_globals = TEMPLATE["Globals"]["Function"]
+
+    assert function_globals["Runtime"] == "python3.12"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert RESOURCES["ClaimbridgeLayer"]["Metadata"]["BuildMethod"] == "python3.12"
+
+
+@pytest.mark.parametrize("path", ["/internal/stores/{storeId}", "/internal/integrations/{name}/stores/{storeId}"])
+def test_admin_routes_require_the_api_key(path):
+    routes = [r for r in api_routes(TEMPLATE) if r.path == path]
+
+    assert routes
+    assert all(r.api_key_required for r in routes)
