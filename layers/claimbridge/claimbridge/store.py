@@ -7,8 +7,13 @@ Keys (one table, ``PK``/``SK``, plus ``GSI1`` for a store's customer and ``ttl``
 | store profile | ``STORE#<store>`` | ``PROFILE`` |
 | integration settings | ``STORE#<store>`` | ``INTEGRATION#<name>`` |
 | webhook event (dedup, TTL) | ``EVENT#<store>#<event id>`` | ``EVENT`` |
+| claim | ``STORE#<store>#CLAIM#<claim>`` | ``CLAIM`` (``GSI1``: the customer, ``CLAIM#<created>``) |
+| timeline entry of a claim | ``STORE#<store>#CLAIM#<claim>`` | ``TL#<when>#<random>`` |
+| order | ``STORE#<store>#ORDER#<order>`` | ``ORDER`` (``GSI1``: the customer, ``ORDER#<ordered>``) |
+| pacer slot of a partner account | ``PACER#<partner>#<credential hash>`` | ``PACER`` |
 
-Later flows add their items here, next to these.
+A claim's partition holds the claim, its timeline and (with credits) its ledger rows: one query reads them all.
+``GSI1PK`` is ``STORE#<store>#CUST#<keyed hash of the email>``: the widget finds a customer's items in one query.
 """
 
 from __future__ import annotations
@@ -38,6 +43,18 @@ def from_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 def store_pk(store_id: str) -> str:
     return f"STORE#{store_id}"
+
+
+def claim_pk(store_id: str, claim_id: str) -> str:
+    return f"STORE#{store_id}#CLAIM#{claim_id}"
+
+
+def order_pk(store_id: str, order_id: str) -> str:
+    return f"STORE#{store_id}#ORDER#{order_id}"
+
+
+def customer_pk(store_id: str, customer_hash: str) -> str:
+    return f"STORE#{store_id}#CUST#{customer_hash}"
 
 
 class ConditionFailedError(Exception):
@@ -87,10 +104,26 @@ class Store:
                 raise ConditionFailedError(item["PK"]) from exc
             raise
 
-    def delete(self, pk: str, sk: str) -> bool:
-        answer = self._client.delete_item(
-            TableName=self._table, Key=to_attributes({"PK": pk, "SK": sk}), ReturnValues="ALL_OLD"
-        )
+    def delete(
+        self, pk: str, sk: str, *, condition: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> bool:
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": to_attributes({"PK": pk, "SK": sk}),
+            "ReturnValues": "ALL_OLD",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = to_attributes(values)
+        try:
+            answer = self._client.delete_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailedError(pk) from exc
+            raise
         return "Attributes" in answer
 
     def update(
@@ -181,3 +214,161 @@ class Store:
                 values={":status": "valid" if valid else "invalid", ":reason": reason or "", ":at": now_iso()},
                 condition="attribute_exists(PK)",
             )
+
+    # -- webhook events ------------------------------------------------------------------------------------------
+
+    def mark_event_done(self, store_id: str, event_id: str) -> None:
+        try:
+            self.update(
+                f"EVENT#{store_id}#{event_id}",
+                "EVENT",
+                expression="SET #state = :done, done_at = :at REMOVE lease, lease_until",
+                names={"#state": "state"},
+                values={":done": "DONE", ":at": now_iso()},
+                condition="attribute_exists(PK)",
+            )
+        except ConditionFailedError:
+            pass  # the record expired or was released; nothing to mark
+
+    # -- claims and orders ---------------------------------------------------------------------------------------
+
+    def get_claim(self, store_id: str, claim_id: str) -> dict[str, Any] | None:
+        return self.get(claim_pk(store_id, claim_id), "CLAIM")
+
+    def upsert_claim(self, store_id: str, claim_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set the given fields on the claim (created if absent); return the whole claim."""
+        names = {"#store": "store_id", "#claim": "claim_id", "#first": "first_seen_at"}
+        sets = ["#store = :store", "#claim = :claim", "#first = if_not_exists(#first, :now)"]
+        attribute_values: dict[str, Any] = {":store": store_id, ":claim": claim_id, ":now": now_iso()}
+        values = {key: value for key, value in values.items() if value is not None}
+        for index, (key, value) in enumerate(values.items()):
+            if key == "created_at":
+                names["#created"] = "created_at"
+                sets.append("#created = if_not_exists(#created, :created)")
+                attribute_values[":created"] = value
+                continue
+            names[f"#f{index}"] = key
+            attribute_values[f":v{index}"] = value
+            sets.append(f"#f{index} = :v{index}")
+        # The customer index sorts by creation; until the claim.created event arrives, by first sight.
+        if values.get("created_at"):
+            sets.append("GSI1SK = :gsi1sk")
+        else:
+            sets.append("GSI1SK = if_not_exists(GSI1SK, :gsi1sk)")
+        attribute_values[":gsi1sk"] = f"CLAIM#{values.get('created_at') or now_iso()}#{claim_id}"
+        return self.update(
+            claim_pk(store_id, claim_id),
+            "CLAIM",
+            expression="SET " + ", ".join(sets),
+            names=names,
+            values=attribute_values,
+        )
+
+    def lock_ticket(self, store_id: str, claim_id: str, *, lock: str, until: int, now: int) -> None:
+        """Take the right to open the claim's ticket; ConditionFailedError when it exists or another job holds it."""
+        self.update(
+            claim_pk(store_id, claim_id),
+            "CLAIM",
+            expression="SET ticket_lock = :lock, ticket_lock_until = :until",
+            values={":lock": lock, ":until": until, ":now": now},
+            condition="attribute_not_exists(ticket_id) AND "
+            "(attribute_not_exists(ticket_lock_until) OR ticket_lock_until < :now)",
+        )
+
+    def unlock_ticket(self, store_id: str, claim_id: str, *, lock: str) -> None:
+        with contextlib.suppress(ConditionFailedError):
+            self.update(
+                claim_pk(store_id, claim_id),
+                "CLAIM",
+                expression="REMOVE ticket_lock, ticket_lock_until",
+                values={":lock": lock},
+                condition="ticket_lock = :lock",
+            )
+
+    def set_ticket(self, store_id: str, claim_id: str, *, ticket_id: str, lock: str) -> None:
+        self.update(
+            claim_pk(store_id, claim_id),
+            "CLAIM",
+            expression="SET ticket_id = :ticket, ticket_opened_at = :at REMOVE ticket_lock, ticket_lock_until",
+            values={":ticket": ticket_id, ":at": now_iso()},
+        )
+
+    def upsert_order(self, store_id: str, order_id: str, values: Mapping[str, Any]) -> None:
+        names = {"#store": "store_id", "#order": "order_id"}
+        sets = ["#store = :store", "#order = :order"]
+        attribute_values: dict[str, Any] = {":store": store_id, ":order": order_id}
+        values = {key: value for key, value in values.items() if value is not None}
+        for index, (key, value) in enumerate(values.items()):
+            names[f"#f{index}"] = key
+            attribute_values[f":v{index}"] = value
+            sets.append(f"#f{index} = :v{index}")
+        sets.append("GSI1SK = :gsi1sk" if values.get("ordered_at") else "GSI1SK = if_not_exists(GSI1SK, :gsi1sk)")
+        attribute_values[":gsi1sk"] = f"ORDER#{values.get('ordered_at') or now_iso()}#{order_id}"
+        self.update(
+            order_pk(store_id, order_id),
+            "ORDER",
+            expression="SET " + ", ".join(sets),
+            names=names,
+            values=attribute_values,
+        )
+
+    def set_protection(
+        self,
+        store_id: str,
+        order_id: str,
+        *,
+        state: str,
+        changed_at: str,
+        amount: Any,
+        currency: str | None,
+        source_order_id: str | None,
+    ) -> bool:
+        """Last writer wins on ``changed_at``: an older event never overwrites a newer state. True when applied."""
+        optional = {"protection_amount": amount, "protection_currency": currency, "source_order_id": source_order_id}
+        present = {key: value for key, value in optional.items() if value is not None}
+        expression = "SET store_id = :store, order_id = :order, protection_state = :state, protection_changed_at = :at"
+        expression += "".join(f", {key} = :{key}" for key in present)
+        try:
+            self.update(
+                order_pk(store_id, order_id),
+                "ORDER",
+                expression=expression,
+                values={
+                    ":store": store_id,
+                    ":order": order_id,
+                    ":state": state,
+                    ":at": changed_at,
+                    **{f":{key}": value for key, value in present.items()},
+                },
+                condition="attribute_not_exists(protection_changed_at) OR protection_changed_at < :at",
+            )
+        except ConditionFailedError:
+            return False
+        return True
+
+    def add_timeline(self, store_id: str, claim_id: str, *, note: str, call: Any = None) -> None:
+        import secrets
+
+        at = now_iso()
+        item: dict[str, Any] = {
+            "PK": claim_pk(store_id, claim_id),
+            "SK": f"TL#{at}#{secrets.token_hex(4)}",
+            "at": at,
+            "note": note,
+        }
+        if call is not None:
+            item.update(
+                {
+                    "partner": call.partner,
+                    "operation": call.operation,
+                    "method": call.method,
+                    "path": call.path,
+                    "status": call.status,
+                    "outcome": call.outcome,
+                    "latency_ms": call.latency_ms,
+                }
+            )
+        self.put(item)
+
+    def claim_partition(self, store_id: str, claim_id: str) -> list[dict[str, Any]]:
+        return self.query_partition(claim_pk(store_id, claim_id))

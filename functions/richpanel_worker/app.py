@@ -1,0 +1,74 @@
+"""The Richpanel queue's worker: every Order Protection event recorded; tickets opened and snoozed."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from claimbridge.claims import ClaimsService, EventJob
+from claimbridge.clients.order_protection import OrderProtectionClient
+from claimbridge.clients.richpanel import RichpanelClient
+from claimbridge.config import get_settings
+from claimbridge.crypto import SecretBox
+from claimbridge.directory import StoreDirectory
+from claimbridge.jobs import SqsJobRunner
+from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.pacing import TablePacer, account_key
+from claimbridge.runtime import aws_client, table_store
+
+tracer = get_tracer()
+RICHPANEL_INTERVAL_S = 30 / 50 * 1.02  # 50 requests per 30 s per account, with 2% to spare
+
+
+@lru_cache(maxsize=1)
+def runner() -> SqsJobRunner:
+    settings = get_settings().require("richpanel_queue_url")
+    return SqsJobRunner(
+        sqs=aws_client("sqs"), queue_url=settings.richpanel_queue_url or "", max_receives=int(settings.job_max_receives)
+    )
+
+
+@lru_cache(maxsize=1)
+def service() -> ClaimsService:
+    settings = get_settings().require("table_name", "kms_key_id")
+    store = table_store()
+    return ClaimsService(
+        store=store,
+        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        richpanel=lambda api_key, observer: RichpanelClient(
+            api_key=api_key,
+            base_url=settings.richpanel_api_base_url,
+            pacer=TablePacer(store, account_key("richpanel", api_key), interval_s=RICHPANEL_INTERVAL_S),
+            observer=observer,
+        ),
+        order_protection=lambda token, observer: OrderProtectionClient(
+            api_token=token, base_url=settings.order_protection_api_base_url, observer=observer
+        ),
+        dashboard_claim_url_template=settings.dashboard_claim_url_template,
+    )
+
+
+def job_of(record: SQSRecord) -> EventJob:
+    def attribute(name: str) -> str:
+        value = record.message_attributes[name]
+        return (value.string_value if value is not None else None) or ""
+
+    return EventJob(
+        store_id=attribute("store_id"), event_id=attribute("event_id"), topic=attribute("topic"), raw=record.body
+    )
+
+
+def handle_record(record: SQSRecord) -> None:
+    job = job_of(record)
+    logger.append_keys(store_id=job.store_id, event_id=job.event_id, topic=job.topic)
+    service().handle(job)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handle_richpanel_jobs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runner().run(event, context, handle_record)

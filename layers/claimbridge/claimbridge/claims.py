@@ -1,0 +1,420 @@
+"""The claims flow: every Order Protection event recorded, one Richpanel ticket per claim, snoozed on approval.
+
+Richpanel is the brand's read-mostly window (seeds/004): a ticket carries the customer, the order, the claim and a link
+back to the dashboard; no message body is ever posted to it. Item keys live in ``claimbridge.store``.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from claimbridge.clients.http import AuthError, BadRequestError, CallRecord, IntegrationError, NotFoundError
+from claimbridge.clients.order_protection import Order, OrderProtectionClient
+from claimbridge.clients.richpanel import RichpanelClient
+from claimbridge.crypto import customer_key
+from claimbridge.directory import Integration, StoreDirectory, StoreInfo
+from claimbridge.jobs import JobDeferredError
+from claimbridge.models.webhooks import (
+    ClaimCreated,
+    ClaimResolution,
+    Customer,
+    Envelope,
+    MessageCreated,
+    OrderSummary,
+    ProtectionChanged,
+)
+from claimbridge.observability import logger, metrics
+from claimbridge.store import ConditionFailedError, Store, customer_pk, now_iso
+
+SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
+TICKET_LOCK_S = 90
+CLAIM_TYPES = {
+    "DAMAGED": "Damaged",
+    "DEFECTIVE_ITEM": "Defective item",
+    "MISSING_ITEM": "Missing item",
+    "MULTIPLE": "Multiple issues",
+    "ORDER_DELIVERED_NOT_RECEIVED": "Delivered, not received",
+    "RETURNED_TO_SENDER": "Returned to sender",
+    "STOLEN": "Stolen",
+    "WRONG_ITEM": "Wrong item",
+}
+
+
+@dataclass(frozen=True)
+class EventJob:
+    """One webhook event as the queue carries it: routing from the message attributes, the envelope as sent."""
+
+    store_id: str
+    event_id: str
+    topic: str
+    raw: str
+
+
+class InvalidEventError(Exception):
+    """The event's body does not carry what its topic needs: recorded, never retried."""
+
+
+RichpanelFactory = Callable[[str, Callable[[CallRecord], None]], RichpanelClient]
+OrderProtectionFactory = Callable[[str, Callable[[CallRecord], None]], OrderProtectionClient]
+CreditEnqueuer = Callable[[StoreInfo, dict[str, Any], ClaimResolution, str], None]
+
+
+class ClaimsService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: StoreDirectory,
+        richpanel: RichpanelFactory,
+        order_protection: OrderProtectionFactory,
+        dashboard_claim_url_template: str,
+        enqueue_credits: CreditEnqueuer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._richpanel = richpanel
+        self._order_protection = order_protection
+        self._dashboard = dashboard_claim_url_template
+        self._enqueue_credits = enqueue_credits
+        self._clock = clock
+
+    # -- entry point ---------------------------------------------------------------------------------------------
+
+    def handle(self, job: EventJob) -> None:
+        info = self._directory.store(job.store_id)
+        if info is None:
+            logger.warning("event for a store that no longer exists", store_id=job.store_id, event_id=job.event_id)
+            return
+        try:
+            envelope = Envelope.model_validate_json(job.raw)
+            handler = {
+                "claim.created": self._on_claim_created,
+                "claim.approved": self._on_resolution,
+                "claim.resolved": self._on_resolution,
+                "claim.updated": self._on_resolution,
+                "claim.denied": self._on_resolution,
+                "message.created": self._on_message,
+                "protection.added": self._on_protection,
+                "protection.removed": self._on_protection,
+            }[job.topic]
+            handler(info, job, envelope)
+        except (ValidationError, InvalidEventError) as error:
+            logger.error(
+                "event refused: its body does not fit its topic",
+                store_id=job.store_id,
+                event_id=job.event_id,
+                topic=job.topic,
+                problem=_first_problem(error),
+            )
+            metrics.add_metric(name="EventRefused", unit="Count", value=1)
+        self._store.mark_event_done(job.store_id, job.event_id)
+
+    # -- topics --------------------------------------------------------------------------------------------------
+
+    def _on_claim_created(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+        event = ClaimCreated.model_validate(envelope.body)
+        customer, order = event.customer, event.order
+        if customer is None or not customer.email or order is None:
+            fetched = self._fetch_order(info, event.claim_id, event.order_id)
+            if fetched is not None:
+                customer = _merge_customer(customer, fetched.customer)
+                order = order or fetched
+        claim = self._record_claim(
+            info,
+            event.claim_id,
+            {
+                "order_id": event.order_id,
+                "source_order_id": event.source_order_id,
+                "order_number": event.order_number or (order.number if order else None),
+                "claim_type": event.claim_type,
+                "claim_state": event.claim_state,
+                "description": event.claim_description,
+                "items": [item.model_dump(mode="json") for item in event.items],
+                "order_total": order.total if order else None,
+                "order_currency": order.currency if order else None,
+                "order_items": [item.model_dump(mode="json") for item in order.items] if order else None,
+                "created_at": event.created_at or envelope.created_at or now_iso(),
+            },
+            customer,
+        )
+        if order is not None:
+            self._record_order(info, event.order_id, order, customer)
+        self._timeline(info.store_id, event.claim_id, note=f"claim created ({event.claim_type}, {event.claim_state})")
+        self._ensure_ticket(info, claim)
+
+    def _on_resolution(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+        event = ClaimResolution.model_validate(envelope.body)
+        state = (
+            event.claim_state
+            or {"claim.approved": "APPROVED", "claim.resolved": "RESOLVED", "claim.denied": "DENIED"}.get(job.topic, "")
+        ).upper()
+        fields: dict[str, Any] = {
+            "order_id": event.order_id,
+            "source_order_id": event.source_order_id,
+            "order_number": event.order_number,
+        }
+        if state:
+            fields["claim_state"] = state
+        if event.resolutions:
+            fields["resolutions"] = [r.model_dump(mode="json") for r in event.resolutions]
+        claim = self._record_claim(info, event.claim_id, fields, event.customer)
+        kinds = ", ".join(r.type for r in event.resolutions) or "no resolution"
+        self._timeline(info.store_id, event.claim_id, note=f"{job.topic}: {state or 'state unchanged'} ({kinds})")
+        if state not in SNOOZE_STATES:
+            return
+        if self._enqueue_credits is not None and any(r.is_store_credit for r in event.resolutions):
+            self._enqueue_credits(info, claim, event, job.event_id)
+        if not claim.get("customer_email"):
+            fetched = self._fetch_order(info, event.claim_id, event.order_id)
+            if fetched is not None:
+                claim = self._record_claim(info, event.claim_id, {"order_number": fetched.number}, fetched.customer)
+                self._record_order(info, claim.get("order_id") or "", fetched, fetched.customer)
+        ticket_id = self._ensure_ticket(info, claim)
+        if ticket_id is not None:
+            self._snooze(info, claim, ticket_id)
+
+    def _on_message(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+        # Recorded on the timeline only: on Richpanel's email channel a posted message e-mails the customer (seeds/004).
+        event = MessageCreated.model_validate(envelope.body)
+        self._timeline(info.store_id, event.claim_id, note="message.created (kept here; not forwarded to Richpanel)")
+
+    def _on_protection(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+        event = ProtectionChanged.model_validate(envelope.body)
+        state = "PROTECTED" if job.topic == "protection.added" else "UNPROTECTED"
+        changed_at = envelope.created_at or now_iso()
+        applied = self._store.set_protection(
+            info.store_id,
+            event.order_id,
+            state=state,
+            changed_at=changed_at,
+            amount=event.amount,
+            currency=event.currency,
+            source_order_id=event.source_order_id,
+        )
+        logger.info("protection state", store_id=info.store_id, order_id=event.order_id, state=state, applied=applied)
+
+    # -- records -------------------------------------------------------------------------------------------------
+
+    def _record_claim(
+        self, info: StoreInfo, claim_id: str, fields: dict[str, Any], customer: Customer | None
+    ) -> dict[str, Any]:
+        values = {key: value for key, value in fields.items() if value not in (None, "", [])}
+        if customer is not None and customer.email:
+            values.update(
+                {
+                    "customer_email": customer.email,
+                    "customer_name": customer.name or None,
+                    "customer_phone": customer.phone,
+                    "customer_id": customer.id,
+                    "GSI1PK": customer_pk(info.store_id, customer_key(info.customer_hash_key, customer.email)),
+                }
+            )
+        return self._store.upsert_claim(info.store_id, claim_id, values)
+
+    def _record_order(self, info: StoreInfo, order_id: str, order: OrderSummary, customer: Customer | None) -> None:
+        if not order_id:
+            return
+        values: dict[str, Any] = {
+            "order_number": order.number,
+            "currency": order.currency,
+            "total": order.total,
+            "items": [item.model_dump(mode="json") for item in order.items],
+            "ordered_at": order.created_at,
+        }
+        if customer is not None and customer.email:
+            values["GSI1PK"] = customer_pk(info.store_id, customer_key(info.customer_hash_key, customer.email))
+        self._store.upsert_order(info.store_id, order_id, {k: v for k, v in values.items() if v not in (None, [])})
+
+    def _timeline(self, store_id: str, claim_id: str, *, note: str, call: CallRecord | None = None) -> None:
+        self._store.add_timeline(store_id, claim_id, note=note, call=call)
+
+    def _observer(self, store_id: str, claim_id: str) -> Callable[[CallRecord], None]:
+        return lambda call: self._timeline(store_id, claim_id, note=f"{call.partner} {call.operation}", call=call)
+
+    # -- Order Protection ----------------------------------------------------------------------------------------
+
+    def _fetch_order(self, info: StoreInfo, claim_id: str, order_id: str | None) -> Order | None:
+        """The order with its customer, from the Order Protection API, when the webhook lacks them."""
+        op = self._directory.integration(info.store_id, "order_protection")
+        if op is None or not op.valid or not order_id:
+            self._timeline(
+                info.store_id,
+                claim_id,
+                note="customer or order missing and the Order Protection API is "
+                "not configured or invalid: nothing to fetch them from",
+            )
+            return None
+        client = self._order_protection(op.secrets["api_token"], self._observer(info.store_id, claim_id))
+        try:
+            return client.get_order(order_id)
+        except AuthError:
+            self._directory.mark_invalid(info.store_id, "order_protection", "Order Protection refused the API token")
+            return None
+        except NotFoundError:
+            self._timeline(info.store_id, claim_id, note=f"order {order_id} not found in Order Protection")
+            return None
+
+    # -- Richpanel -----------------------------------------------------------------------------------------------
+
+    def _richpanel_for(self, info: StoreInfo, claim_id: str) -> tuple[Integration, RichpanelClient] | None:
+        integration = self._directory.integration(info.store_id, "richpanel")
+        if integration is None:
+            self._timeline(info.store_id, claim_id, note="richpanel not configured for this store: skipped")
+            metrics.add_metric(name="RichpanelJobSkipped", unit="Count", value=1)
+            return None
+        if not integration.valid:
+            self._timeline(
+                info.store_id,
+                claim_id,
+                note=f"richpanel integration invalid ({integration.reason}): skipped, no call made",
+            )
+            metrics.add_metric(name="RichpanelJobSkipped", unit="Count", value=1)
+            return None
+        return integration, self._richpanel(integration.secrets["api_key"], self._observer(info.store_id, claim_id))
+
+    def _ensure_ticket(self, info: StoreInfo, claim: dict[str, Any]) -> str | None:
+        """The claim's one ticket: opened here unless it exists. A claim lock keeps concurrent jobs to one ticket."""
+        claim_id = claim["claim_id"]
+        if claim.get("ticket_id"):
+            return str(claim["ticket_id"])
+        if not claim.get("customer_email"):
+            self._timeline(info.store_id, claim_id, note="no customer email known: no ticket opened")
+            return None
+        found = self._richpanel_for(info, claim_id)
+        if found is None:
+            return None
+        integration, client = found
+        lock = secrets.token_hex(8)
+        try:
+            self._store.lock_ticket(
+                info.store_id, claim_id, lock=lock, until=int(self._clock()) + TICKET_LOCK_S, now=int(self._clock())
+            )
+        except ConditionFailedError:
+            current = self._store.get_claim(info.store_id, claim_id) or {}
+            if current.get("ticket_id"):
+                return str(current["ticket_id"])
+            raise JobDeferredError(5, "another job is opening this claim's ticket") from None
+        try:
+            ticket_id = client.create_ticket(
+                ticket_for(claim, integration.settings, self._dashboard.format(claim_id=claim_id))
+            )
+        except AuthError:
+            self._store.unlock_ticket(info.store_id, claim_id, lock=lock)
+            self._directory.mark_invalid(info.store_id, "richpanel", "Richpanel refused the API key (401/403)")
+            metrics.add_metric(name="RichpanelAuthFailed", unit="Count", value=1)
+            return None
+        except BadRequestError as error:
+            self._store.unlock_ticket(info.store_id, claim_id, lock=lock)
+            self._timeline(info.store_id, claim_id, note=f"Richpanel refused the ticket: {error.body[:200]}")
+            return None
+        except IntegrationError:
+            self._store.unlock_ticket(info.store_id, claim_id, lock=lock)
+            raise
+        self._store.set_ticket(info.store_id, claim_id, ticket_id=ticket_id, lock=lock)
+        metrics.add_metric(name="TicketOpened", unit="Count", value=1)
+        logger.info("ticket opened", store_id=info.store_id, claim_id=claim_id, ticket_id=ticket_id)
+        return ticket_id
+
+    def _snooze(self, info: StoreInfo, claim: dict[str, Any], ticket_id: str) -> None:
+        claim_id = claim["claim_id"]
+        found = self._richpanel_for(info, claim_id)
+        if found is None:
+            return
+        _, client = found
+        try:
+            client.snooze_ticket(ticket_id)
+        except AuthError:
+            self._directory.mark_invalid(info.store_id, "richpanel", "Richpanel refused the API key (401/403)")
+            metrics.add_metric(name="RichpanelAuthFailed", unit="Count", value=1)
+            return
+        except (BadRequestError, NotFoundError) as error:
+            self._timeline(info.store_id, claim_id, note=f"Richpanel refused the snooze: HTTP {error.status}")
+            return
+        self._store.upsert_claim(info.store_id, claim_id, {"ticket_snoozed_at": now_iso()})
+        metrics.add_metric(name="TicketSnoozed", unit="Count", value=1)
+
+
+def ticket_for(claim: dict[str, Any], settings: dict[str, Any], claim_url: str) -> dict[str, Any]:
+    """The Richpanel ticket of a claim (shared/CONTRACTS.md "Richpanel"): everything escaped, the link clickable."""
+    claim_id = claim["claim_id"]
+    kind = CLAIM_TYPES.get(str(claim.get("claim_type", "")).upper(), str(claim.get("claim_type", "Claim")))
+    order_number = claim.get("order_number") or claim.get("order_id") or "unknown"
+    lines = [
+        f"<p><b>Order Protection claim #{_e(claim_id)}</b>: {_e(kind)}, "
+        f"status {_e(claim.get('claim_state', 'NEW'))}</p>",
+        f"<p>Customer: {_e(claim.get('customer_name') or '')} &lt;{_e(claim['customer_email'])}&gt;"
+        + (f", {_e(claim['customer_phone'])}" if claim.get("customer_phone") else "")
+        + "</p>",
+        f"<p>Order #{_e(order_number)}</p>",
+    ]
+    items = claim.get("items") or []
+    if items:
+        claimed = "".join(
+            f"<li>{_e(i.get('quantity', 1))} x {_e(i.get('item_name') or i.get('sku') or '')}</li>" for i in items
+        )
+        lines.append(f"<p>Claimed items:</p><ul>{claimed}</ul>")
+    order_items = claim.get("order_items") or []
+    if order_items:
+        priced = "".join(
+            f"<li>{_e(i.get('quantity', 1))} x {_e(i.get('name', ''))}"
+            + (f" at {_e(_money(i['price']))}" if i.get("price") is not None else "")
+            + "</li>"
+            for i in order_items
+        )
+        lines.append(f"<p>Order items:</p><ul>{priced}</ul>")
+    order_total = claim.get("order_total")
+    if order_total is not None:
+        lines.append(f"<p>Order total: {_e(_money(order_total))} {_e(claim.get('order_currency') or '')}</p>")
+    if claim.get("description"):
+        lines.append(f"<p>Customer's description: {_e(claim['description'])}</p>")
+    lines.append(
+        f'<p><a href="{_e(claim_url)}">View the full claim conversation in Order Protection</a><br>{_e(claim_url)}</p>'
+    )
+    lines.append("<p>Reply to the customer from Order Protection, not from here; use Add Note for internal notes.</p>")
+    sender: dict[str, Any] = {"address": claim["customer_email"]}
+    if claim.get("customer_name"):
+        sender["name"] = claim["customer_name"]
+    if claim.get("customer_phone"):
+        sender["number"] = claim["customer_phone"]
+    ticket: dict[str, Any] = {
+        "status": "OPEN",
+        "subject": f"Order Protection claim #{claim_id}: {kind} (order #{order_number})",
+        "comment": {"body": "".join(lines), "sender_type": "customer"},
+        "via": {"channel": settings.get("default_channel") or "email", "source": {"from": sender}},
+        "tags": ["order-protection", f"claim-{str(claim.get('claim_type', 'unknown')).lower()}"],
+    }
+    if settings.get("default_team_id"):
+        ticket["assignee_team_id"] = settings["default_team_id"]
+    return ticket
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _money(value: Any) -> str:
+    return f"{Decimal(str(value)):.2f}"
+
+
+def _merge_customer(given: Customer | None, fetched: Customer | None) -> Customer | None:
+    if given is None:
+        return fetched
+    if fetched is None:
+        return given
+    return Customer.model_validate({**fetched.model_dump(exclude_none=True), **given.model_dump(exclude_none=True)})
+
+
+def _first_problem(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(error)

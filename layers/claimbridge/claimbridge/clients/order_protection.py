@@ -1,0 +1,57 @@
+"""The Order Protection API: fetch an order, report a resolution, push inventory (shared/CONTRACTS.md).
+
+``GET /v1/orders/{id}`` and ``POST /v1/claims/{id}/resolution`` are this project's choices where nothing is public.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import AliasChoices, Field
+
+from claimbridge.clients.http import HttpClient
+from claimbridge.models.webhooks import Customer, Lenient, OrderItem, OrderSummary
+
+
+class Order(OrderSummary):
+    id: str | None = None
+    customer: Customer | None = None
+    line_items: list[OrderItem] = Field(default_factory=list, validation_alias=AliasChoices("line_items", "lineItems"))
+
+
+class ReportAnswer(Lenient):
+    id: str | None = None
+
+
+class OrderProtectionClient(HttpClient):
+    partner = "order_protection"
+
+    def __init__(self, *, api_token: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._token = api_token
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._token}"}
+
+    def get_order(self, order_id: str) -> Order:
+        """The order with its customer and items (used when a webhook lacks them)."""
+        return self._parse(self._request("get_order", "GET", f"/v1/orders/{quote(order_id, safe='')}"), Order)
+
+    def report_resolution(
+        self,
+        claim_id: str,
+        *,
+        type: str,
+        reference: str,
+        amount: Decimal,
+        currency: str,
+    ) -> None:
+        """Tell Order Protection how a claim was resolved (the reship order, refund or gift card id)."""
+        self._request(
+            "report_resolution",
+            "POST",
+            f"/v1/claims/{quote(claim_id, safe='')}/resolution",
+            json={"type": kind, "reference": reference, "amount": f"{amount:.2f}", "currency": currency},
+        )

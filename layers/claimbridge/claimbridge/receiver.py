@@ -1,0 +1,170 @@
+"""The webhook receive path: authenticate, parse what routing needs, de-duplicate, enqueue, answer 202.
+
+Kept light on purpose (no pydantic, no requests, no KMS): it runs inside Order Protection's 5 s deadline and its cold
+start is measured. The worker validates the whole payload.
+
+De-duplication without losing events: the event record is written with a condition (new, or a PENDING record whose
+lease ran out), then the job is sent. A failed send deletes the record and answers 503, so the sender's retry is not
+dropped as a duplicate; a crash between the two leaves a PENDING record whose lease expires, after which a retry is
+accepted again. The claims worker marks the record DONE when it has handled the job.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from claimbridge.crypto import matches_any_digest
+from claimbridge.observability import logger
+from claimbridge.store import ConditionFailedError, Store
+
+MAX_BODY_BYTES = 256 * 1024
+EVENT_TTL_S = 8 * 24 * 3600  # senders retry for days; keep de-duplication records at least 7 days
+LEASE_S = 15 * 60  # how long a PENDING record blocks duplicates before a retry may enqueue again
+SECRETS_CACHE_S = 60.0
+STORE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+KNOWN_TOPICS = frozenset(
+    {
+        "claim.created",
+        "claim.approved",
+        "claim.resolved",
+        "claim.updated",
+        "claim.denied",
+        "message.created",
+        "protection.added",
+        "protection.removed",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def event_pk(store_id: str, event_id: str) -> str:
+    return f"EVENT#{store_id}#{event_id}"
+
+
+class WebhookReceiver:
+    def __init__(self, *, store: Store, sqs: Any, queue_url: str, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._clock = clock
+        self._digests: dict[str, tuple[float, list[str]]] = {}
+
+    def receive(self, store_id: str, secret: str | None, raw_body: str) -> Answer:
+        if len(raw_body.encode()) > MAX_BODY_BYTES:
+            return Answer(413, {"message": f"body is larger than {MAX_BODY_BYTES // 1024} KB"})
+        if not secret or not self._authentic(store_id, secret):
+            return Answer(401, {"message": "missing or wrong x-webhook-secret"})
+
+        envelope, problem = parse_envelope(raw_body)
+        if envelope is None:
+            return Answer(400, {"message": problem})
+        event_id, topic = envelope["id"], envelope["topic"]
+        if topic not in KNOWN_TOPICS:
+            logger.info("webhook topic ignored", store_id=store_id, event_id=event_id, topic=topic)
+            return Answer(202, {"status": "ignored", "reason": f"unknown topic {topic}"})
+
+        now = self._clock()
+        lease = secrets.token_hex(8)
+        try:
+            self._store.put(
+                {
+                    "PK": event_pk(store_id, event_id),
+                    "SK": "EVENT",
+                    "state": "PENDING",
+                    "lease": lease,
+                    "lease_until": int(now + LEASE_S),
+                    "topic": topic,
+                    "store_id": store_id,
+                    "received_at": int(now),
+                    "ttl": int(now + EVENT_TTL_S),
+                },
+                condition="attribute_not_exists(PK) OR (#state = :pending AND lease_until < :now)",
+                names={"#state": "state"},
+                values={":pending": "PENDING", ":now": int(now)},
+            )
+        except ConditionFailedError:
+            logger.info("webhook duplicate", store_id=store_id, event_id=event_id, topic=topic)
+            return Answer(202, {"status": "duplicate", "event_id": event_id})
+
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=raw_body,
+                MessageAttributes={
+                    "store_id": {"DataType": "String", "StringValue": store_id},
+                    "event_id": {"DataType": "String", "StringValue": event_id},
+                    "topic": {"DataType": "String", "StringValue": topic},
+                },
+            )
+        except Exception as error:  # noqa: BLE001 - any failure to enqueue must release the event
+            self._release(store_id, event_id, lease)
+            logger.warning(
+                "webhook not enqueued; released for retry",
+                store_id=store_id,
+                event_id=event_id,
+                error=type(error).__name__,
+            )
+            return Answer(503, {"message": "could not accept the event now; retry later"})
+        logger.info("webhook accepted", store_id=store_id, event_id=event_id, topic=topic)
+        return Answer(202, {"status": "accepted", "event_id": event_id})
+
+    def _authentic(self, store_id: str, secret: str) -> bool:
+        if not store_id or len(store_id) > 64 or not STORE_ID_CHARS.issuperset(store_id):
+            return False
+        digests = self._cached_digests(store_id, fresh=False)
+        if matches_any_digest(secret, digests):
+            return True
+        # A secret rotated in since the cache was filled: look once more before refusing.
+        return matches_any_digest(secret, self._cached_digests(store_id, fresh=True))
+
+    def _cached_digests(self, store_id: str, *, fresh: bool) -> list[str]:
+        now = time.monotonic()
+        cached = self._digests.get(store_id)
+        if cached is not None and not fresh and now - cached[0] < SECRETS_CACHE_S:
+            return cached[1]
+        profile = self._store.get_store_profile(store_id)
+        digests = list(profile.get("webhook_secret_digests", [])) if profile else []
+        self._digests[store_id] = (now, digests)
+        return digests
+
+    def _release(self, store_id: str, event_id: str, lease: str) -> None:
+        try:
+            self._store.delete(
+                event_pk(store_id, event_id), "EVENT", condition="lease = :lease", values={":lease": lease}
+            )
+        except ConditionFailedError:
+            pass  # another delivery holds it now
+        except Exception:  # noqa: BLE001 - the lease still expires; a retry after it is accepted
+            logger.exception("could not release a webhook event", store_id=store_id, event_id=event_id)
+
+
+def parse_envelope(raw_body: str) -> tuple[dict[str, Any] | None, str]:
+    """The envelope's routing fields, or None and a message naming the problem."""
+    try:
+        envelope = json.loads(raw_body)
+    except ValueError:
+        return None, "body is not valid JSON"
+    if not isinstance(envelope, dict):
+        return None, "body must be a JSON object"
+    for field in ("id", "topic", "body"):
+        if field not in envelope or envelope[field] in (None, ""):
+            return None, f"missing field: {field}"
+    if not isinstance(envelope["id"], str) or len(envelope["id"]) > 200:
+        return None, "field id must be a string of at most 200 characters"
+    if not isinstance(envelope["topic"], str):
+        return None, "field topic must be a string"
+    if not isinstance(envelope["body"], dict):
+        return None, "field body must be a JSON object"
+    envelope["topic"] = envelope["topic"].strip().lower().replace("/", ".")
+    return envelope, ""
