@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -38,7 +39,7 @@ def _json(status: int, body: Any) -> Response:
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps(body),
+        body=json.dumps(body, default=_plain),
         headers={"Cache-Control": "no-store"},
     )
 
@@ -51,6 +52,12 @@ def _body() -> Any:
         return json.loads(raw)
     except ValueError as error:
         raise BadBodyError(f"request body is not valid JSON: {error.args[0]}") from error
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value) if value != value.to_integral_value() else int(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 class BadBodyError(DomainError):
@@ -78,6 +85,11 @@ def get_store(storeId: str) -> Response:
 def list_richpanel_teams(storeId: str) -> Response:
     teams = service().list_richpanel_teams(storeId)
     return _json(200, {"teams": [team.model_dump() for team in teams]})
+
+
+@app.get("/internal/stores/<storeId>/claims/<claimId>")
+def get_claim(storeId: str, claimId: str) -> Response:
+    return _json(200, service().get_claim(storeId, claimId))
 
 
 @app.put("/internal/integrations/<name>/stores/<storeId>")

@@ -164,6 +164,29 @@ class AdminService:
         except IntegrationError as error:
             raise UnavailableError(f"Richpanel is unavailable: {error}") from error
 
+    def get_claim(self, store_id: str, claim_id: str) -> dict[str, Any]:
+        """The claim, its ticket, its ledger rows and its timeline of partner calls: one query of its partition."""
+        check_store_id(store_id)
+        items = self._store.claim_partition(store_id, claim_id)
+        claim = next((item for item in items if item["SK"] == "CLAIM"), None)
+        if claim is None:
+            raise ResourceNotFoundError(f"claim {claim_id} not found for store {store_id}")
+        hidden = {"PK", "SK", "GSI1PK", "GSI1SK", "ticket_lock", "ticket_lock_until"}
+        return {
+            "claim": {k: v for k, v in claim.items() if k not in hidden and not k.startswith("ticket_")},
+            "ticket": {
+                "id": claim.get("ticket_id"),
+                "opened_at": claim.get("ticket_opened_at"),
+                "snoozed_at": claim.get("ticket_snoozed_at"),
+            },
+            "ledger": [public_ledger_row(i) for i in items if i["SK"].startswith("LEDGER#")],
+            "timeline": [
+                {k: v for k, v in item.items() if k not in ("PK", "SK")}
+                for item in items
+                if item["SK"].startswith("TL#")
+            ],
+        }
+
     def _check_richpanel_key(self, api_key: str) -> None:
         try:
             self._richpanel(api_key).list_teams()
@@ -214,3 +237,11 @@ def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[
         "created_at": item["created_at"],
         "updated_at": item["updated_at"],
     }
+
+
+def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as the API shows it: the card's code masked, never whole."""
+    row = {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "card_code")}
+    if item.get("card_code"):
+        row["card_code"] = mask_secret(str(item["card_code"]))
+    return row

@@ -145,11 +145,15 @@ class ClaimsService:
                 "created_at": event.created_at or envelope.created_at or now_iso(),
             },
             customer,
+            # An approval handled before this event already moved the claim on: its state stands.
+            keep=frozenset({"claim_state"}),
         )
         if order is not None:
             self._record_order(info, event.order_id, order, customer)
         self._timeline(info.store_id, event.claim_id, note=f"claim created ({event.claim_type}, {event.claim_state})")
-        self._ensure_ticket(info, claim)
+        ticket_id = self._ensure_ticket(info, claim)
+        if ticket_id is not None and claim.get("claim_state") in SNOOZE_STATES and not claim.get("ticket_snoozed_at"):
+            self._snooze(info, claim, ticket_id)
 
     def _on_resolution(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
         event = ClaimResolution.model_validate(envelope.body)
@@ -205,7 +209,13 @@ class ClaimsService:
     # -- records -------------------------------------------------------------------------------------------------
 
     def _record_claim(
-        self, info: StoreInfo, claim_id: str, fields: dict[str, Any], customer: Customer | None
+        self,
+        info: StoreInfo,
+        claim_id: str,
+        fields: dict[str, Any],
+        customer: Customer | None,
+        *,
+        keep: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         values = {key: value for key, value in fields.items() if value not in (None, "", [])}
         if customer is not None and customer.email:
@@ -218,7 +228,7 @@ class ClaimsService:
                     "GSI1PK": customer_pk(info.store_id, customer_key(info.customer_hash_key, customer.email)),
                 }
             )
-        return self._store.upsert_claim(info.store_id, claim_id, values)
+        return self._store.upsert_claim(info.store_id, claim_id, values, keep=keep)
 
     def _record_order(self, info: StoreInfo, order_id: str, order: OrderSummary, customer: Customer | None) -> None:
         if not order_id:

@@ -72,9 +72,10 @@ class SqsJobRunner:
                 logger.exception("job failed", message_id=record.message_id, attempt=receive_count(record))
                 raise
 
-        return process_partial_response(
+        response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
+        return dict(response)
 
     def _retry_later(self, record: SQSRecord, delay_s: float, reason: str) -> None:
         attempt = receive_count(record)

@@ -218,7 +218,7 @@ class Store:
     # -- webhook events ------------------------------------------------------------------------------------------
 
     def mark_event_done(self, store_id: str, event_id: str) -> None:
-        try:
+        with contextlib.suppress(ConditionFailedError):  # expired or released meanwhile: nothing to mark
             self.update(
                 f"EVENT#{store_id}#{event_id}",
                 "EVENT",
@@ -227,16 +227,17 @@ class Store:
                 values={":done": "DONE", ":at": now_iso()},
                 condition="attribute_exists(PK)",
             )
-        except ConditionFailedError:
-            pass  # the record expired or was released; nothing to mark
 
     # -- claims and orders ---------------------------------------------------------------------------------------
 
     def get_claim(self, store_id: str, claim_id: str) -> dict[str, Any] | None:
         return self.get(claim_pk(store_id, claim_id), "CLAIM")
 
-    def upsert_claim(self, store_id: str, claim_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Set the given fields on the claim (created if absent); return the whole claim."""
+    def upsert_claim(
+        self, store_id: str, claim_id: str, values: Mapping[str, Any], *, keep: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """Set the given fields on the claim (created if absent), except those in ``keep`` that it already has;
+        return the whole claim."""
         names = {"#store": "store_id", "#claim": "claim_id", "#first": "first_seen_at"}
         sets = ["#store = :store", "#claim = :claim", "#first = if_not_exists(#first, :now)"]
         attribute_values: dict[str, Any] = {":store": store_id, ":claim": claim_id, ":now": now_iso()}
@@ -249,7 +250,7 @@ class Store:
                 continue
             names[f"#f{index}"] = key
             attribute_values[f":v{index}"] = value
-            sets.append(f"#f{index} = :v{index}")
+            sets.append(f"#f{index} = if_not_exists(#f{index}, :v{index})" if key in keep else f"#f{index} = :v{index}")
         # The customer index sorts by creation; until the claim.created event arrives, by first sight.
         if values.get("created_at"):
             sets.append("GSI1SK = :gsi1sk")

@@ -43,7 +43,7 @@ class OrderProtectionClient(HttpClient):
         self,
         claim_id: str,
         *,
-        type: str,
+        kind: str,
         reference: str,
         amount: Decimal,
         currency: str,
