@@ -25,3 +25,18 @@ def test_the_admin_sample_events_run_in_order_against_the_admin_function(stack, 
     assert statuses[0] in (200, 201)
     assert statuses[1:] == [200, statuses[2], 200]
     assert statuses[2] in (200, 201)
+
+
+def test_every_webhook_sample_is_accepted_and_its_worker_message_is_handled(stack, sandbox):
+    receiver = stack.functions["WebhookReceiverFunction"]
+    worker = stack.functions["RichpanelWorkerFunction"]
+    stack.admin("PUT", "/internal/stores/demo-store", json.loads(load("admin_put_store.json")["body"]))
+    samples = sorted(EVENTS.glob("webhook_*.json"))
+    assert len(samples) == 8
+
+    for sample in samples:
+        answer = receiver.invoke(json.loads(sample.read_text()))
+        job = load("richpanel_job_" + sample.name.removeprefix("webhook_"))
+        result = worker.invoke(job)
+        assert answer["statusCode"] == 202, sample.name
+        assert result == {"batchItemFailures": []}, sample.name
