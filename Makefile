@@ -13,7 +13,6 @@ PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 UV_VERSION := 0.13.8
 export PATH := $(abspath $(VENV)/bin):$(dir $(PY312)):$(PATH)
-export PYTHONDONTWRITEBYTECODE := 1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup run test test-unit test-integration test-e2e lint template-check bench build deploy clean

@@ -25,12 +25,16 @@ tracer = get_tracer()
 
 @lru_cache(maxsize=1)
 def service() -> AdminService:
-    settings = get_settings().require("table_name", "kms_key_id")
+    settings = get_settings().require("table_name", "kms_key_id", "credit_queue_url")
+    sqs = aws_client("sqs")
     return AdminService(
         store=table_store(),
         secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
         richpanel=lambda api_key: RichpanelClient(
             api_key=api_key, base_url=settings.richpanel_api_base_url, timeout=(3.05, 8.0)
+        ),
+        enqueue_credit=lambda job: sqs.send_message(
+            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),
     )
 
@@ -55,8 +59,8 @@ def _body() -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value) if value != value.to_integral_value() else int(value)
+    if isinstance(value, Decimal):  # money and counts as exact decimal strings, never floats
+        return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
@@ -90,6 +94,17 @@ def list_richpanel_teams(storeId: str) -> Response:
 @app.get("/internal/stores/<storeId>/claims/<claimId>")
 def get_claim(storeId: str, claimId: str) -> Response:
     return _json(200, service().get_claim(storeId, claimId))
+
+
+@app.post("/internal/integrations/rise/stores/<storeId>/bonus-credits")
+def post_bonus_credit(storeId: str) -> Response:
+    row, queued = service().bonus_credit(storeId, _body())
+    return _json(202 if queued else 200, {"ledger_id": row["ledger_id"], "queued": queued, "entry": row})
+
+
+@app.get("/internal/stores/<storeId>/ledger/<entryId>")
+def get_ledger_entry(storeId: str, entryId: str) -> Response:
+    return _json(200, service().ledger_entry(storeId, entryId))
 
 
 @app.put("/internal/integrations/<name>/stores/<storeId>")

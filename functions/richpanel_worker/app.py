@@ -15,6 +15,7 @@ from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
 from claimbridge.directory import StoreDirectory
 from claimbridge.jobs import SqsJobRunner
+from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import TablePacer, account_key
 from claimbridge.runtime import aws_client, table_store
@@ -33,8 +34,22 @@ def runner() -> SqsJobRunner:
 
 @lru_cache(maxsize=1)
 def service() -> ClaimsService:
-    settings = get_settings().require("table_name", "kms_key_id")
+    settings = get_settings().require("table_name", "kms_key_id", "credit_queue_url")
     store = table_store()
+    sqs = aws_client("sqs")
+
+    def enqueue_credits(jobs: list[CreditJob]) -> None:
+        for start in range(0, len(jobs), 10):
+            answer = sqs.send_message_batch(
+                QueueUrl=settings.credit_queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": job.model_dump_json()}
+                    for i, job in enumerate(jobs[start : start + 10])
+                ],
+            )
+            if answer.get("Failed"):  # the event is retried; the ledger makes a second send harmless
+                raise RuntimeError(f"{len(answer['Failed'])} credit job(s) not enqueued")
+
     return ClaimsService(
         store=store,
         directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
@@ -48,6 +63,7 @@ def service() -> ClaimsService:
             api_token=token, base_url=settings.order_protection_api_base_url, observer=observer
         ),
         dashboard_claim_url_template=settings.dashboard_claim_url_template,
+        enqueue_credits=enqueue_credits,
     )
 
 

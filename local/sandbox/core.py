@@ -126,7 +126,7 @@ class Partner:
             scripted = self.faults.get("script") or []
             reply = Reply(**scripted.pop(0)) if scripted else None
         faults = self.faults
-        if faults.get("latency_ms"):
+        if faults.get("latency_ms") and request.path.startswith(faults.get("latency_path", "")):
             time.sleep(float(faults["latency_ms"]) / 1000)
         if reply is None and faults.get("timeout_rate") and random.random() < float(faults["timeout_rate"]):
             time.sleep(float(faults.get("hang_s", 30)))

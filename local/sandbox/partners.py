@@ -108,6 +108,7 @@ class Rise(Partner):
         self.state.setdefault("loyalty", {})  # "<shop>|<customer id>" -> card id
         self.state.setdefault("revoked_tokens", [])
         self.state.setdefault("unknown_shops", [])
+        self.state.setdefault("customers", {})  # email -> Shopify customer id, for cards Rise links to a customer
         self.route("POST", "/v2/gift-cards/issue/", self.issue)
         self.route("GET", "/v2/gift-cards/", self.customer_card)
         self.route("PUT", r"/v2/gift-cards/(?P<card_id>[^/]+)", self.top_up)
@@ -148,6 +149,11 @@ class Rise(Partner):
         }
         with self.lock:
             self.state["cards"][card_id] = record
+            # A card issued to a known customer without one becomes their loyalty card.
+            customer_id = self.state["customers"].get(str(email.get("recipient_email", "")).lower())
+            loyalty_key = f"{body['shop_url']}|{customer_id}"
+            if customer_id is not None and loyalty_key not in self.state["loyalty"]:
+                self.state["loyalty"][loyalty_key] = card_id
         return Reply(200, {"id": card_id, "code": record["code"], "balance": record["balance"], "expires_on": None})
 
     def customer_card(self, request: Request) -> Reply:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
+from claimbridge.credits import new_ledger_row
 from claimbridge.crypto import SecretBox, mask_secret, secret_digest
+from claimbridge.directory import StoreDirectory
 from claimbridge.errors import ResourceNotFoundError, UnavailableError, invalid, problems_from_validation
+from claimbridge.models.credits import BonusCreditIn, CreditJob, reason_slug
 from claimbridge.models.settings import (
     INTEGRATIONS,
     STORE_ID_PATTERN,
@@ -20,11 +24,12 @@ from claimbridge.models.settings import (
     StoreProfileIn,
 )
 from claimbridge.observability import logger
-from claimbridge.store import Store, now_iso
+from claimbridge.store import ConditionFailedError, Store, now_iso
 
 STORE_SECRETS_PURPOSE = "store"
 
 RichpanelFactory = Callable[[str], RichpanelClient]
+CreditEnqueuer = Callable[[CreditJob], None]
 
 
 def check_store_id(store_id: str) -> str:
@@ -38,10 +43,19 @@ def _integration_purpose(name: str) -> str:
 
 
 class AdminService:
-    def __init__(self, *, store: Store, secret_box: SecretBox, richpanel: RichpanelFactory) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        secret_box: SecretBox,
+        richpanel: RichpanelFactory,
+        enqueue_credit: CreditEnqueuer | None = None,
+    ) -> None:
         self._store = store
         self._box = secret_box
         self._richpanel = richpanel
+        self._enqueue_credit = enqueue_credit
+        self._directory = StoreDirectory(store=store, secret_box=secret_box)
 
     # -- store profile -------------------------------------------------------------------------------------------
 
@@ -187,6 +201,66 @@ class AdminService:
             ],
         }
 
+    # -- money ---------------------------------------------------------------------------------------------------
+
+    def bonus_credit(self, store_id: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Queue a bonus store credit, once per (order, reason); return its ledger row and whether it is new."""
+        check_store_id(store_id)
+        try:
+            bonus = BonusCreditIn.model_validate(body)
+        except ValidationError as error:
+            raise problems_from_validation(error) from error
+        info = self._directory.store(store_id)
+        if info is None:
+            raise ResourceNotFoundError(f"store {store_id} not found")
+        job = CreditJob(
+            store_id=store_id,
+            pk=f"STORE#{store_id}#BONUS#{bonus.order_number}",
+            sk=f"LEDGER#bonus#{reason_slug(bonus.reason)}",
+            kind="bonus_credit",
+            order_id=bonus.order_id,
+            order_number=bonus.order_number,
+            amount=bonus.amount,
+            currency=bonus.currency or info.profile.get("currency", "USD"),
+            customer=bonus.customer,
+            reason=bonus.reason,
+        )
+        row = new_ledger_row(info, job) | {"state": "QUEUED"}
+        try:
+            self._store.put(row, condition="attribute_not_exists(PK)")
+        except ConditionFailedError:
+            existing = self._store.get(job.pk, job.sk) or {}
+            if Decimal(str(existing.get("amount"))) != job.amount:
+                raise invalid(
+                    "amount",
+                    f"a bonus for order {bonus.order_number} and reason {bonus.reason!r} "
+                    f"exists with amount {existing.get('amount')}; nothing was queued",
+                ) from None
+            return public_ledger_row(existing), False
+        if self._enqueue_credit is None:
+            raise UnavailableError("credits cannot be queued here")
+        try:
+            self._enqueue_credit(job)
+        except Exception as error:  # the row must not block the caller's retry
+            self._store.delete(
+                job.pk, job.sk, condition="#state = :queued", names={"#state": "state"}, values={":queued": "QUEUED"}
+            )
+            raise UnavailableError("could not queue the credit; nothing was queued, retry") from error
+        logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"])
+        return public_ledger_row(row), True
+
+    def ledger_entry(self, store_id: str, entry_id: str) -> dict[str, Any]:
+        check_store_id(store_id)
+        parts = entry_id.split(":")
+        if len(parts) != 4 or parts[0] not in ("claim", "bonus"):
+            raise ResourceNotFoundError(f"no ledger entry {entry_id}")
+        kind, subject, slot, purpose = parts
+        pk = f"STORE#{store_id}#{kind.upper()}#{subject}"
+        row = self._store.get(pk, f"LEDGER#{slot}#{purpose}")
+        if row is None:
+            raise ResourceNotFoundError(f"no ledger entry {entry_id}")
+        return public_ledger_row(row)
+
     def _check_richpanel_key(self, api_key: str) -> None:
         try:
             self._richpanel(api_key).list_teams()
@@ -241,7 +315,7 @@ def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[
 
 def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as the API shows it: the card's code masked, never whole."""
-    row = {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "card_code")}
+    row = {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "card_code", "lease_until")}
     if item.get("card_code"):
         row["card_code"] = mask_secret(str(item["card_code"]))
     return row

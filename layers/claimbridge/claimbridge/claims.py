@@ -22,6 +22,7 @@ from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.crypto import customer_key
 from claimbridge.directory import Integration, StoreDirectory, StoreInfo
 from claimbridge.jobs import JobDeferredError
+from claimbridge.models.credits import CreditCustomer, CreditJob
 from claimbridge.models.webhooks import (
     ClaimCreated,
     ClaimResolution,
@@ -32,7 +33,7 @@ from claimbridge.models.webhooks import (
     ProtectionChanged,
 )
 from claimbridge.observability import logger, metrics
-from claimbridge.store import ConditionFailedError, Store, customer_pk, now_iso
+from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, now_iso
 
 SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
 TICKET_LOCK_S = 90
@@ -64,7 +65,7 @@ class InvalidEventError(Exception):
 
 RichpanelFactory = Callable[[str, Callable[[CallRecord], None]], RichpanelClient]
 OrderProtectionFactory = Callable[[str, Callable[[CallRecord], None]], OrderProtectionClient]
-CreditEnqueuer = Callable[[StoreInfo, dict[str, Any], ClaimResolution, str], None]
+CreditEnqueuer = Callable[[list[CreditJob]], None]
 
 
 class ClaimsService:
@@ -175,13 +176,16 @@ class ClaimsService:
         self._timeline(info.store_id, event.claim_id, note=f"{job.topic}: {state or 'state unchanged'} ({kinds})")
         if state not in SNOOZE_STATES:
             return
-        if self._enqueue_credits is not None and any(r.is_store_credit for r in event.resolutions):
-            self._enqueue_credits(info, claim, event, job.event_id)
         if not claim.get("customer_email"):
             fetched = self._fetch_order(info, event.claim_id, event.order_id)
             if fetched is not None:
                 claim = self._record_claim(info, event.claim_id, {"order_number": fetched.number}, fetched.customer)
                 self._record_order(info, claim.get("order_id") or "", fetched, fetched.customer)
+        jobs = credit_jobs(info, claim, event)
+        if jobs and self._enqueue_credits is not None:
+            # Enqueued before any Richpanel call, so a Richpanel outage never delays money.
+            self._enqueue_credits(jobs)
+            self._timeline(info.store_id, event.claim_id, note=f"{len(jobs)} store credit job(s) enqueued")
         ticket_id = self._ensure_ticket(info, claim)
         if ticket_id is not None:
             self._snooze(info, claim, ticket_id)
@@ -351,6 +355,34 @@ class ClaimsService:
             return
         self._store.upsert_claim(info.store_id, claim_id, {"ticket_snoozed_at": now_iso()})
         metrics.add_metric(name="TicketSnoozed", unit="Count", value=1)
+
+
+def credit_jobs(info: StoreInfo, claim: dict[str, Any], event: ClaimResolution) -> list[CreditJob]:
+    """One credit per store-credit resolution, keyed (store, claim, resolution index, purpose)."""
+    jobs = []
+    for index, resolution in enumerate(event.resolutions):
+        if not resolution.is_store_credit:
+            continue
+        details = resolution.details
+        jobs.append(
+            CreditJob(
+                store_id=info.store_id,
+                pk=claim_pk(info.store_id, claim["claim_id"]),
+                sk=f"LEDGER#{index}#claim_credit",
+                kind="claim_resolution",
+                claim_id=claim["claim_id"],
+                order_id=claim.get("order_id"),
+                order_number=claim.get("order_number"),
+                amount=details.total_refund_amount if details.total_refund_amount is not None else Decimal(0),
+                currency=(details.currency or info.profile.get("currency") or "USD").upper(),
+                customer=CreditCustomer(
+                    email=claim.get("customer_email"),
+                    name=claim.get("customer_name") or "",
+                    id=claim.get("customer_id"),
+                ),
+            )
+        )
+    return jobs
 
 
 def ticket_for(claim: dict[str, Any], settings: dict[str, Any], claim_url: str) -> dict[str, Any]:

@@ -17,9 +17,6 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 ENVELOPE_VERSION = 1
 
 
@@ -39,6 +36,8 @@ class SecretBox:
         return {"store_id": store_id, "purpose": purpose}
 
     def seal(self, plaintext: Mapping[str, Any], *, store_id: str, purpose: str) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # not on the receiver's path
+
         data_key = self._kms.generate_data_key(
             KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=self._context(store_id, purpose)
         )
@@ -55,6 +54,8 @@ class SecretBox:
 
     def open(self, sealed: str, *, store_id: str, purpose: str) -> dict[str, Any]:
         from botocore.exceptions import ClientError
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         try:
             envelope = json.loads(sealed)

@@ -105,7 +105,13 @@ class Store:
             raise
 
     def delete(
-        self, pk: str, sk: str, *, condition: str | None = None, values: Mapping[str, Any] | None = None
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> bool:
         from botocore.exceptions import ClientError
 
@@ -116,6 +122,8 @@ class Store:
         }
         if condition:
             kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         if values:
             kwargs["ExpressionAttributeValues"] = to_attributes(values)
         try:

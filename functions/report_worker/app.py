@@ -1,0 +1,56 @@
+"""The Order Protection queue's worker: report issued credits back to Order Protection (its own retries)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from claimbridge.clients.order_protection import OrderProtectionClient
+from claimbridge.config import get_settings
+from claimbridge.credits import ReportService
+from claimbridge.crypto import SecretBox
+from claimbridge.directory import StoreDirectory
+from claimbridge.jobs import SqsJobRunner
+from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.runtime import aws_client, table_store
+
+tracer = get_tracer()
+
+
+@lru_cache(maxsize=1)
+def runner() -> SqsJobRunner:
+    settings = get_settings().require("order_protection_queue_url")
+    return SqsJobRunner(
+        sqs=aws_client("sqs"),
+        queue_url=settings.order_protection_queue_url or "",
+        max_receives=int(settings.job_max_receives),
+    )
+
+
+@lru_cache(maxsize=1)
+def service() -> ReportService:
+    settings = get_settings().require("table_name", "kms_key_id")
+    store = table_store()
+    return ReportService(
+        store=store,
+        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        order_protection=lambda token, observer: OrderProtectionClient(
+            api_token=token, base_url=settings.order_protection_api_base_url, observer=observer
+        ),
+    )
+
+
+def handle_record(record: SQSRecord) -> None:
+    report = json.loads(record.body)
+    service().handle(report["store_id"], report["pk"], report["sk"])
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handle_report_jobs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runner().run(event, context, handle_record)

@@ -1,0 +1,58 @@
+"""Credit jobs and the bonus credit body: what the credit worker is asked to do, and the business key it does it once
+for (shared/DESIGN.md "Money is exactly once")."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from claimbridge.models.webhooks import Money
+
+LedgerState = Literal["QUEUED", "PENDING", "ISSUED", "UNKNOWN", "FAILED", "HELD"]
+
+
+class CreditCustomer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    name: str = ""
+    id: str | None = None
+
+
+class CreditJob(BaseModel):
+    """One credit to make, keyed by (store, subject, slot): the ledger row ``pk``/``sk``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_id: str
+    pk: str
+    sk: str
+    kind: Literal["claim_resolution", "bonus_credit"]
+    claim_id: str | None = None
+    order_id: str | None = None
+    order_number: str | None = None
+    amount: Money
+    currency: str
+    customer: CreditCustomer
+    reason: str | None = None
+
+
+REASON_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+
+
+class BonusCreditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    customer: CreditCustomer
+    order_number: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9#_-]+$")]
+    order_id: str | None = None
+    amount: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    reason: Annotated[str, StringConstraints(pattern=REASON_PATTERN)]
+
+
+def reason_slug(reason: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-")
