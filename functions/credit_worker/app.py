@@ -40,10 +40,7 @@ def pacer_for(token: str) -> LocalPacer:
 
 @lru_cache(maxsize=1)
 def runner() -> SqsJobRunner:
-    settings = get_settings().require("credit_queue_url")
-    return SqsJobRunner(
-        sqs=aws_client("sqs"), queue_url=settings.credit_queue_url or "", max_receives=int(settings.job_max_receives)
-    )
+    return SqsJobRunner.for_queue("credit_queue_url")
 
 
 @lru_cache(maxsize=1)

@@ -23,12 +23,7 @@ tracer = get_tracer()
 
 @lru_cache(maxsize=1)
 def runner() -> SqsJobRunner:
-    settings = get_settings().require("order_protection_queue_url")
-    return SqsJobRunner(
-        sqs=aws_client("sqs"),
-        queue_url=settings.order_protection_queue_url or "",
-        max_receives=int(settings.job_max_receives),
-    )
+    return SqsJobRunner.for_queue("order_protection_queue_url")
 
 
 @lru_cache(maxsize=1)

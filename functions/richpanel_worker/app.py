@@ -26,10 +26,7 @@ RICHPANEL_INTERVAL_S = 30 / 50 * 1.02  # 50 requests per 30 s per account, with 
 
 @lru_cache(maxsize=1)
 def runner() -> SqsJobRunner:
-    settings = get_settings().require("richpanel_queue_url")
-    return SqsJobRunner(
-        sqs=aws_client("sqs"), queue_url=settings.richpanel_queue_url or "", max_receives=int(settings.job_max_receives)
-    )
+    return SqsJobRunner.for_queue("richpanel_queue_url")
 
 
 @lru_cache(maxsize=1)

@@ -558,3 +558,24 @@ def test_concurrent_conditional_writes_are_what_keeps_one_card(money):
 
     with pytest.raises(ConditionFailedError):
         store.put(item, condition="attribute_not_exists(PK)")
+
+
+def test_two_report_jobs_for_one_credit_report_it_once(money, sandbox):
+    approve_with_credit(money)
+    money.work("CreditWorkerFunction")  # issued; one report job queued
+    row = table_store().get(claim_pk(money.store_id, "c-1"), "LEDGER#0#claim_credit")
+    money.sqs.send_message(
+        QueueUrl=money.queue_url("OrderProtectionQueue"),
+        MessageBody=json.dumps({"store_id": money.store_id, "pk": row["PK"], "sk": row["SK"]}),
+    )
+    messages = money.receive("ReportWorkerFunction")
+    poller = money.poller("ReportWorkerFunction")
+
+    threads = [threading.Thread(target=poller.poll_once, args=([m],)) for m in messages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(messages) == 2
+    assert len(sandbox["order_protection"].state()["resolutions"]) == 1

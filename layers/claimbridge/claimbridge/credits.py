@@ -340,18 +340,7 @@ class CreditService:
             return None
 
         def observe(call: CallRecord) -> None:
-            calls.append(
-                {
-                    "at": now_iso(),
-                    "partner": call.partner,
-                    "operation": call.operation,
-                    "method": call.method,
-                    "path": call.path,
-                    "status": call.status,
-                    "outcome": call.outcome,
-                    "latency_ms": call.latency_ms,
-                }
-            )
+            calls.append({"at": now_iso(), **call.fields()})
 
         return self._rise(rise.secrets["credit_api_token"], observe)
 
@@ -477,16 +466,20 @@ def _email_body(job: CreditJob, info: StoreInfo) -> str:
 class ReportService:
     """Tells Order Protection how a claim was resolved, after the credit is issued: its own retries, no re-issue."""
 
+    REPORT_LEASE_S = 60
+
     def __init__(
         self,
         *,
         store: Store,
         directory: StoreDirectory,
         order_protection: Callable[[str, Callable[[CallRecord], None]], Any],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._directory = directory
         self._order_protection = order_protection
+        self._clock = clock
 
     def handle(self, store_id: str, pk: str, sk: str) -> None:
         row = self._store.get(pk, sk)
@@ -495,6 +488,18 @@ class ReportService:
         op = self._directory.integration(store_id, "order_protection")
         if op is None or not op.valid:
             self._mark(pk, sk, "SKIPPED", "Order Protection API not configured or invalid", None)
+            return
+        now = int(self._clock())
+        try:  # one report at a time: a duplicate job finds the row taken and leaves it
+            self._store.update(
+                pk,
+                sk,
+                expression="SET report_state = :sending, report_lease_until = :until",
+                values={":sending": "SENDING", ":until": now + self.REPORT_LEASE_S, ":now": now, ":skipped": "SKIPPED"},
+                condition="attribute_not_exists(report_state) OR report_state = :skipped OR "
+                "(report_state = :sending AND report_lease_until < :now)",
+            )
+        except ConditionFailedError:
             return
         recorded: list[CallRecord] = []
         client = self._order_protection(op.secrets["api_token"], recorded.append)
@@ -513,6 +518,9 @@ class ReportService:
         except (BadRequestError, NotFoundError) as error:
             self._mark(pk, sk, "FAILED", f"Order Protection refused the report: HTTP {error.status}", recorded)
             return
+        except IntegrationError:
+            self._store.update(pk, sk, expression="REMOVE report_state, report_lease_until")  # a retry may take it
+            raise
         self._mark(pk, sk, "REPORTED", "", recorded)
         metrics.add_metric(name="ResolutionReported", unit="Count", value=1)
 
@@ -521,7 +529,8 @@ class ReportService:
         self._store.update(
             pk,
             sk,
-            expression="SET report_state = :state, report_reason = :reason, reported_at = :at, report_call = :call",
+            expression="SET report_state = :state, report_reason = :reason, reported_at = :at, report_call = :call "
+            "REMOVE report_lease_until",
             values={
                 ":state": state,
                 ":reason": reason,

@@ -43,6 +43,17 @@ def receive_count(record: SQSRecord) -> int:
 
 
 class SqsJobRunner:
+    @classmethod
+    def for_queue(cls, setting: str) -> SqsJobRunner:
+        """The runner of the queue named by a settings field (e.g. ``richpanel_queue_url``), from the environment."""
+        from claimbridge.config import get_settings
+        from claimbridge.runtime import aws_client
+
+        settings = get_settings().require(setting)
+        return cls(
+            sqs=aws_client("sqs"), queue_url=getattr(settings, setting), max_receives=int(settings.job_max_receives)
+        )
+
     def __init__(self, *, sqs: Any, queue_url: str, max_receives: int) -> None:
         self._sqs = sqs
         self._queue_url = queue_url

@@ -366,17 +366,7 @@ class Store:
             "note": note,
         }
         if call is not None:
-            item.update(
-                {
-                    "partner": call.partner,
-                    "operation": call.operation,
-                    "method": call.method,
-                    "path": call.path,
-                    "status": call.status,
-                    "outcome": call.outcome,
-                    "latency_ms": call.latency_ms,
-                }
-            )
+            item.update(call.fields())
         self.put(item)
 
     def claim_partition(self, store_id: str, claim_id: str) -> list[dict[str, Any]]:

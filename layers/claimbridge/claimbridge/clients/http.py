@@ -6,6 +6,7 @@ decides whether the failure is permanent.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -133,6 +134,9 @@ class CallRecord:
     status: int | None
     outcome: str
     latency_ms: int
+
+    def fields(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 CallObserver = Callable[[CallRecord], None]
