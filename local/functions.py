@@ -54,7 +54,14 @@ class LocalFunction:
             timeout_s=self.timeout_s,
             memory_limit_in_mb=int(self.spec.get("MemorySize", 512)),
         )
-        return self.handler(event, context)
+        try:
+            return self.handler(event, context)
+        finally:
+            # Locally metrics are disabled, and Powertools then never clears its buffer (it would grow, and print
+            # every 100 values): clear it after each invocation as a flush would.
+            from claimbridge.observability import metrics
+
+            metrics.clear_metrics()
 
 
 _import_lock = threading.Lock()
