@@ -106,7 +106,7 @@ class LocalApi:
                 "apiId": "local",
                 "resourcePath": route.path,
                 "httpMethod": method.upper(),
-                "path": f"/{self._stage}{path}",
+                "path": path,  # the local API has no stage prefix in its URLs
                 "stage": self._stage,
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -100,6 +101,21 @@ def get_claim(storeId: str, claimId: str) -> Response:
 def post_bonus_credit(storeId: str) -> Response:
     row, queued = service().bonus_credit(storeId, _body())
     return _json(202 if queued else 200, {"ledger_id": row["ledger_id"], "queued": queued, "entry": row})
+
+
+@app.post("/internal/stores/<storeId>/widget-url")
+def post_widget_url(storeId: str) -> Response:
+    return _json(200, service().widget_url(storeId, _body(), _public_base_url(), time.time()))
+
+
+def _public_base_url() -> str:
+    """This API's own base URL, as the caller reached it (stage prefix included when deployed)."""
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    proto = headers.get("x-forwarded-proto", "http")
+    context = event.request_context
+    stage_prefix = f"/{context.stage}" if context.path and context.path.startswith(f"/{context.stage}/") else ""
+    return f"{proto}://{headers.get('host', 'localhost')}{stage_prefix}"
 
 
 @app.get("/internal/stores/<storeId>/ledger/<entryId>")

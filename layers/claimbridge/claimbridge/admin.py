@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from claimbridge.models.settings import (
 )
 from claimbridge.observability import logger
 from claimbridge.store import ConditionFailedError, Store, now_iso
+from claimbridge.widget import MAX_SKEW_S, signed_query, widget_url
 
 STORE_SECRETS_PURPOSE = "store"
 
@@ -248,6 +250,23 @@ class AdminService:
             raise UnavailableError("could not queue the credit; nothing was queued, retry") from error
         logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"])
         return public_ledger_row(row), True
+
+    def widget_url(self, store_id: str, body: Any, base_url: str, now: float) -> dict[str, Any]:
+        """A signed widget URL for one customer (valid for the widget's 300 s skew window)."""
+        check_store_id(store_id)
+        email = body.get("customer_email") if isinstance(body, dict) else None
+        if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", email.strip()):
+            raise invalid("customer_email", "must be an email address")
+        if set(body) - {"customer_email"}:
+            raise invalid(sorted(set(body) - {"customer_email"})[0], "unknown field")
+        info = self._directory.store(store_id)
+        if info is None:
+            raise ResourceNotFoundError(f"store {store_id} not found")
+        secret = info.secrets.get("widget_secret")
+        if not secret:
+            raise invalid("widget_secret", "the store has no widget secret: set one on the store profile first")
+        query = signed_query(secret, store_id, email.strip().lower(), now)
+        return {"url": widget_url(base_url, store_id, query), "expires_at": int(query["timestamp"]) + MAX_SKEW_S}
 
     def ledger_entry(self, store_id: str, entry_id: str) -> dict[str, Any]:
         check_store_id(store_id)

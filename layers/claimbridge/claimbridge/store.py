@@ -371,3 +371,17 @@ class Store:
 
     def claim_partition(self, store_id: str, claim_id: str) -> list[dict[str, Any]]:
         return self.query_partition(claim_pk(store_id, claim_id))
+
+    def query_customer(self, index_pk: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """A customer's orders, claims and credits, newest first: one query of the customer index."""
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk",
+            ExpressionAttributeValues=to_attributes({":pk": index_pk}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        items = [from_attributes(item) for item in answer["Items"]]
+        # GSI1SK is "<KIND>#<when>#..."; newest first across kinds
+        return sorted(items, key=lambda item: item["GSI1SK"].split("#", 1)[1], reverse=True)

@@ -1,0 +1,61 @@
+"""The in-helpdesk widget: HTML for Richpanel's iframe, JSON with ``Accept: application/json``; signed requests only."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from claimbridge.config import get_settings
+from claimbridge.crypto import SecretBox
+from claimbridge.directory import StoreDirectory
+from claimbridge.observability import logger, metrics
+from claimbridge.runtime import aws_client, table_store
+from claimbridge.widget import SECURITY_HEADERS, WidgetAuthError, WidgetService, render_html
+
+
+@lru_cache(maxsize=1)
+def service() -> WidgetService:
+    settings = get_settings().require("table_name", "kms_key_id")
+    store = table_store()
+    return WidgetService(
+        store=store,
+        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        dashboard_claim_url_template=settings.dashboard_claim_url_template,
+    )
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    return {k.lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def handle_widget_request(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    headers = _headers(event)
+    store_id = (event.get("pathParameters") or {}).get("storeId", "")
+    query = {k: str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
+    wants_json = "application/json" in headers.get("accept", "")
+    try:
+        view = service().view(store_id, query, headers.get("x-widget-signature"))
+    except WidgetAuthError as error:
+        metrics.add_metric(name="WidgetRefused", unit="Count", value=1)
+        logger.info("widget request refused", store_id=store_id, reason=str(error))
+        return {
+            "statusCode": 401,
+            "headers": {**SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8"},
+            "body": f"Unauthorized: {error}",
+        }
+    if wants_json:
+        return {
+            "statusCode": 200,
+            "headers": {**SECURITY_HEADERS, "Content-Type": "application/json"},
+            "body": json.dumps(view.as_json()),
+        }
+    return {
+        "statusCode": 200,
+        "headers": {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"},
+        "body": render_html(view),
+    }

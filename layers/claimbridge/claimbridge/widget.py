@@ -1,0 +1,216 @@
+"""The in-helpdesk widget: a signed request, one query on the customer index, a page an agent reads at a glance.
+
+Signature (shared/DESIGN.md "Public interface"): the query carries ``customer_email``, ``timestamp`` (unix seconds)
+and ``signature`` = hex(HMAC-SHA256(widget secret, every other parameter sorted by name as ``name=value`` joined by
+``&``, ``store_id`` included)); the signature may come in ``X-Widget-Signature`` instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from claimbridge.crypto import customer_key, mask_secret, sign_widget
+from claimbridge.directory import StoreDirectory
+from claimbridge.store import Store, customer_pk
+
+MAX_SKEW_S = 300
+RICHPANEL_ORIGINS = "https://app.richpanel.com https://*.richpanel.com"
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {RICHPANEL_ORIGINS}",
+}
+
+
+class WidgetAuthError(Exception):
+    """The request is not signed as it must be: 401 with this plain reason and no data."""
+
+
+@dataclass(frozen=True)
+class WidgetView:
+    store_name: str
+    customer_email: str
+    orders: list[dict[str, Any]]
+    claims: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "store": self.store_name,
+            "customer_email": self.customer_email,
+            "orders": self.orders,
+            "claims": self.claims,
+        }
+
+
+def signed_query(secret: str, store_id: str, customer_email: str, now: float) -> dict[str, str]:
+    params = {"store_id": store_id, "customer_email": customer_email, "timestamp": str(int(now))}
+    return {**params, "signature": sign_widget(secret, params)}
+
+
+def widget_url(base_url: str, store_id: str, query: Mapping[str, str]) -> str:
+    return f"{base_url.rstrip('/')}/widget/stores/{quote(store_id, safe='')}?" + urlencode(
+        {k: v for k, v in query.items() if k != "store_id"}
+    )
+
+
+class WidgetService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: StoreDirectory,
+        dashboard_claim_url_template: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._dashboard = dashboard_claim_url_template
+        self._clock = clock
+
+    def view(self, store_id: str, query: Mapping[str, str], header_signature: str | None) -> WidgetView:
+        info = self._directory.store(store_id)
+        secret = (info.secrets.get("widget_secret") if info else None) or ""
+        email = self._verify(store_id, secret, query, header_signature)
+        assert info is not None
+        index = customer_pk(store_id, customer_key(info.customer_hash_key, email))
+        items = self._store.query_customer(index)
+        credit_rows: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            if item["GSI1SK"].startswith("CREDIT#") and item.get("claim_id"):
+                credit_rows.setdefault(item["claim_id"], []).append(_credit(item))
+        orders = [_order(i) for i in items if i["GSI1SK"].startswith("ORDER#")]
+        claims = [self._claim(i, credit_rows.get(i["claim_id"], [])) for i in items if i["GSI1SK"].startswith("CLAIM#")]
+        return WidgetView(info.profile.get("name", store_id), email, orders, claims)
+
+    def _verify(self, store_id: str, secret: str, query: Mapping[str, str], header_signature: str | None) -> str:
+        if not secret:
+            raise WidgetAuthError("this store has no widget secret")
+        signature = query.get("signature") or header_signature or ""
+        email = query.get("customer_email", "")
+        timestamp = query.get("timestamp", "")
+        if not signature or not email or not timestamp:
+            raise WidgetAuthError("customer_email, timestamp and signature are required")
+        if not timestamp.isdigit():
+            raise WidgetAuthError("timestamp must be unix seconds")
+        if abs(self._clock() - int(timestamp)) > MAX_SKEW_S:
+            raise WidgetAuthError("the signature has expired or is dated in the future")
+        signed = {k: v for k, v in query.items() if k != "signature"} | {"store_id": store_id}
+        if "store_id" in query and query["store_id"] != store_id:
+            raise WidgetAuthError("the signature does not match")
+        if not hmac.compare_digest(sign_widget(secret, signed), signature.lower()):
+            raise WidgetAuthError("the signature does not match")
+        return email.strip().lower()
+
+    def _claim(self, item: dict[str, Any], credit_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        resolutions = [
+            {
+                "type": r.get("type"),
+                "amount": _money((r.get("details") or {}).get("total_refund_amount")),
+                "currency": (r.get("details") or {}).get("currency"),
+            }
+            for r in item.get("resolutions") or []
+        ]
+        return {
+            "claim_id": item["claim_id"],
+            "type": item.get("claim_type"),
+            "state": item.get("claim_state"),
+            "created_at": item.get("created_at") or item.get("first_seen_at"),
+            "description": item.get("description"),
+            "order_number": item.get("order_number"),
+            "resolutions": resolutions,
+            "ticket_id": item.get("ticket_id"),
+            "dashboard_url": self._dashboard.format(claim_id=item["claim_id"]),
+            "credits": credit_rows,
+        }
+
+
+def _money(value: Any) -> str | None:
+    return f"{Decimal(str(value)):.2f}" if value is not None else None
+
+
+def _order(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "order_id": item.get("order_id"),
+        "number": item.get("order_number"),
+        "ordered_at": item.get("ordered_at"),
+        "total": _money(item.get("total")),
+        "currency": item.get("currency"),
+        "protection": item.get("protection_state") or "UNKNOWN",
+    }
+
+
+def _credit(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "state": item.get("state"),
+        "amount": _money(item.get("amount")),
+        "currency": item.get("currency"),
+        "code": mask_secret(str(item["card_code"])) if item.get("card_code") else None,
+        "reason": item.get("state_reason") or None,
+    }
+
+
+def render_html(view: WidgetView) -> str:
+    """Server-rendered, no script, no external asset, every value escaped; readable at ~350 px."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<meta name=viewport content='width=device-width,initial-scale=1'><title>Order Protection</title><style>",
+        "body{font:13px/1.4 system-ui,sans-serif;margin:8px;color:#1d2330;max-width:420px}",
+        "h1{font-size:14px;margin:0 0 8px}h2{font-size:13px;margin:12px 0 4px;color:#555}",
+        ".card{border:1px solid #dde;border-radius:6px;padding:6px 8px;margin:4px 0}",
+        ".muted{color:#667}.tag{display:inline-block;padding:0 5px;border-radius:8px;background:#eef;font-size:11px}",
+        "a{color:#2457c5}</style></head><body>",
+        f"<h1>{e(view.store_name)}: {e(view.customer_email)}</h1>",
+    ]
+    if not view.orders and not view.claims:
+        parts.append("<p class=muted>This customer has no orders or claims with Order Protection yet.</p>")
+    if view.claims:
+        parts.append(f"<h2>Claims ({len(view.claims)})</h2>")
+        for claim in view.claims:
+            parts.append("<div class=card>")
+            parts.append(
+                f"<b>Claim #{e(str(claim['claim_id']))}</b> <span class=tag>{e(str(claim['state']))}</span><br>"
+            )
+            parts.append(
+                f"{e(str(claim['type']))} · order #{e(str(claim['order_number'] or '?'))}"
+                f" · <span class=muted>{e(str(claim['created_at'] or ''))}</span>"
+            )
+            if claim.get("description"):
+                parts.append(f"<div class=muted>{e(str(claim['description']))}</div>")
+            for resolution in claim["resolutions"]:
+                amount = (
+                    f" {e(resolution['amount'])} {e(str(resolution['currency'] or ''))}" if resolution["amount"] else ""
+                )
+                parts.append(f"<div>Resolution: {e(str(resolution['type']))}{amount}</div>")
+            for credit in claim["credits"]:
+                detail = f" · code {e(credit['code'])}" if credit["code"] else ""
+                why = f" · {e(credit['reason'])}" if credit["reason"] and credit["state"] != "ISSUED" else ""
+                parts.append(
+                    f"<div>Credit: {e(str(credit['state']).lower())} {e(str(credit['amount']))} "
+                    f"{e(str(credit['currency']))}{detail}{why}</div>"
+                )
+            parts.append(
+                f"<a href='{e(claim['dashboard_url'])}' target=_blank rel=noopener>Open in Order Protection</a>"
+            )
+            if claim.get("ticket_id"):
+                parts.append(f" · <span class=muted>ticket {e(str(claim['ticket_id']))}</span>")
+            parts.append("</div>")
+    if view.orders:
+        parts.append(f"<h2>Orders ({len(view.orders)})</h2>")
+        for order in view.orders:
+            total = f"{e(str(order['total']))} {e(str(order['currency'] or ''))}" if order["total"] else ""
+            parts.append(
+                f"<div class=card><b>Order #{e(str(order['number'] or order['order_id']))}</b> {total}<br>"
+                f"<span class=muted>{e(str(order['ordered_at'] or ''))}</span> "
+                f"<span class=tag>protection: {e(str(order['protection']).lower())}</span></div>"
+            )
+    parts.append("</body></html>")
+    return "".join(parts)
