@@ -40,3 +40,17 @@ def test_every_webhook_sample_is_accepted_and_its_worker_message_is_handled(stac
         result = worker.invoke(job)
         assert answer["statusCode"] == 202, sample.name
         assert result == {"batchItemFailures": []}, sample.name
+
+
+def test_the_credit_report_and_widget_samples_are_handled(stack, sandbox):
+    stack.admin("PUT", "/internal/stores/demo-store", json.loads(load("admin_put_store.json")["body"]))
+    stack.admin("PUT", "/internal/integrations/rise/stores/demo-store", {"credit_api_token": "rise_demo_0123456789"})
+
+    credit = stack.functions["CreditWorkerFunction"].invoke(load("credit_job.json"))
+    report = stack.functions["ReportWorkerFunction"].invoke(load("report_job.json"))
+    widget = stack.functions["WidgetFunction"].invoke(load("widget_get.json"))
+
+    assert credit == {"batchItemFailures": []}
+    assert report == {"batchItemFailures": []}
+    assert widget["statusCode"] == 401  # the sample's signature is a placeholder: a real one expires in 300 s
+    assert [c["path"] for c in sandbox["rise"].calls(method="POST")] == ["/v2/gift-cards/issue/"]
