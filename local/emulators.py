@@ -31,7 +31,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Children get SIGTERM when the stack's process dies, even by SIGKILL: nothing is left running.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -43,7 +43,7 @@ def spawn(
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
     return subprocess.Popen(  # noqa: S603 - fixed argument lists
-        args, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=env, preexec_fn=_die_with_parent
+        args, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=env, preexec_fn=die_with_parent
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.emulators import Emulators, LocalResources, create_resources, spawn, stop
+from local.emulators import Emulators, LocalResources, create_resources, die_with_parent, stop
 from local.functions import LocalFunction, function_environment, load_functions
 from local.gateway import ApiAnswer, LocalApi, serve
 from local.pollers import Poller, sqs_sources
@@ -47,7 +47,7 @@ class Sandbox:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=(self._log_dir / "sandbox.log").open("wb"),
-            preexec_fn=spawn.__globals__["_die_with_parent"],
+            preexec_fn=die_with_parent,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

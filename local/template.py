@@ -89,7 +89,8 @@ class Resolver:
             if name == "Fn::Join":
                 return str(argument[0]).join(str(self.resolve(part)) for part in argument[1])
             if name == "Fn::If":
-                return self.resolve(argument[1])  # conditions are false/no-op locally; first branch is the default
+                # Conditions are not evaluated locally: the true branch stands (only alarm actions use one).
+                return self.resolve(argument[1])
             raise KeyError(f"cannot resolve {name} locally")
         if isinstance(value, dict):
             return {key: self.resolve(item) for key, item in value.items()}

@@ -18,7 +18,7 @@ from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
 from claimbridge.errors import DomainError
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.runtime import aws_client, table_store
+from claimbridge.runtime import aws_client, store_directory, table_store
 
 app = APIGatewayRestResolver()
 tracer = get_tracer()
@@ -34,6 +34,7 @@ def service() -> AdminService:
         richpanel=lambda api_key: RichpanelClient(
             api_key=api_key, base_url=settings.richpanel_api_base_url, timeout=(3.05, 8.0)
         ),
+        directory=store_directory(),
         enqueue_credit=lambda job: sqs.send_message(
             QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),

@@ -13,13 +13,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from claimbridge.clients.rise import RiseClient
 from claimbridge.config import get_settings
 from claimbridge.credits import CreditService
-from claimbridge.crypto import SecretBox
-from claimbridge.directory import StoreDirectory
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import LocalPacer, account_key
-from claimbridge.runtime import aws_client, table_store
+from claimbridge.runtime import aws_client, store_directory, table_store
 
 tracer = get_tracer()
 RISE_RATE_PER_S = 2.0
@@ -50,7 +48,7 @@ def service() -> CreditService:
     sqs = aws_client("sqs")
     return CreditService(
         store=store,
-        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        directory=store_directory(),
         rise=lambda token, observer: RiseClient(
             token=token, base_url=settings.rise_api_base_url, pacer=pacer_for(token), observer=observer
         ),

@@ -12,11 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from claimbridge.clients.order_protection import OrderProtectionClient
 from claimbridge.config import get_settings
 from claimbridge.credits import ReportService
-from claimbridge.crypto import SecretBox
-from claimbridge.directory import StoreDirectory
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.runtime import aws_client, table_store
+from claimbridge.runtime import store_directory, table_store
 
 tracer = get_tracer()
 
@@ -32,7 +30,7 @@ def service() -> ReportService:
     store = table_store()
     return ReportService(
         store=store,
-        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        directory=store_directory(),
         order_protection=lambda token, observer: OrderProtectionClient(
             api_token=token, base_url=settings.order_protection_api_base_url, observer=observer
         ),

@@ -12,13 +12,11 @@ from claimbridge.claims import ClaimsService, EventJob
 from claimbridge.clients.order_protection import OrderProtectionClient
 from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.config import get_settings
-from claimbridge.crypto import SecretBox
-from claimbridge.directory import StoreDirectory
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import TablePacer, account_key
-from claimbridge.runtime import aws_client, table_store
+from claimbridge.runtime import aws_client, store_directory, table_store
 
 tracer = get_tracer()
 RICHPANEL_INTERVAL_S = 30 / 50 * 1.02  # 50 requests per 30 s per account, with 2% to spare
@@ -49,7 +47,7 @@ def service() -> ClaimsService:
 
     return ClaimsService(
         store=store,
-        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        directory=store_directory(),
         richpanel=lambda api_key, observer: RichpanelClient(
             api_key=api_key,
             base_url=settings.richpanel_api_base_url,

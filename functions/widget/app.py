@@ -9,10 +9,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from claimbridge.config import get_settings
-from claimbridge.crypto import SecretBox
-from claimbridge.directory import StoreDirectory
 from claimbridge.observability import logger, metrics
-from claimbridge.runtime import aws_client, table_store
+from claimbridge.runtime import store_directory, table_store
 from claimbridge.widget import SECURITY_HEADERS, WidgetAuthError, WidgetService, render_html
 
 
@@ -22,7 +20,7 @@ def service() -> WidgetService:
     store = table_store()
     return WidgetService(
         store=store,
-        directory=StoreDirectory(store=store, secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or "")),
+        directory=store_directory(),
         dashboard_claim_url_template=settings.dashboard_claim_url_template,
     )
 

@@ -156,8 +156,10 @@ def fresh_queues(stack: Any) -> dict[str, str]:
 def rebuild_handlers() -> None:
     """Forget the settings and every function's cached collaborators, as a new execution environment would."""
     from claimbridge.config import get_settings
+    from claimbridge.runtime import store_directory
 
     get_settings.cache_clear()
+    store_directory.cache_clear()
     for name, module in list(sys.modules.items()):
         if name.startswith("claimbridge_fn_"):
             for value in vars(module).values():

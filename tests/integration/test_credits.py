@@ -18,7 +18,7 @@ from claimbridge.jobs import JobDeferredError
 from claimbridge.models.credits import CreditCustomer, CreditJob
 from claimbridge.pacing import LocalPacer
 from claimbridge.runtime import aws_client, table_store
-from claimbridge.store import ConditionFailedError, claim_pk
+from claimbridge.store import ConditionFailedError, Store, claim_pk
 from tests.integration.conftest import claim_approved, claim_created
 
 RISE_TOKEN = "rise_token_0123456789"
@@ -260,6 +260,8 @@ class CrashError(Exception):
 
 class CrashingStore:
     """The real store, with a crash injected after the n-th matching write."""
+
+    set_fields = Store.set_fields  # its update goes through this double
 
     def __init__(self, real, *, on: str, state: str):
         self.real, self.on, self.state, self.armed = real, on, state, True
@@ -529,6 +531,8 @@ def test_the_ledger_row_is_written_twice_for_an_issued_credit(money, sandbox):
     writes: list[str] = []
 
     class CountingStore:
+        set_fields = Store.set_fields  # its update goes through this double
+
         def __init__(self, real):
             self.real = real
 

@@ -52,12 +52,13 @@ class AdminService:
         secret_box: SecretBox,
         richpanel: RichpanelFactory,
         enqueue_credit: CreditEnqueuer | None = None,
+        directory: StoreDirectory | None = None,
     ) -> None:
         self._store = store
         self._box = secret_box
         self._richpanel = richpanel
         self._enqueue_credit = enqueue_credit
-        self._directory = StoreDirectory(store=store, secret_box=secret_box)
+        self._directory = directory or StoreDirectory(store=store, secret_box=secret_box)
 
     # -- store profile -------------------------------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class AdminService:
             attributes["webhook_secret_digests"] = existing["webhook_secret_digests"]
             attributes["webhook_secrets_masked"] = existing["webhook_secrets_masked"]
         self._store.put_store_profile(store_id, attributes)
+        self._directory.forget(store_id, "PROFILE")  # a widget URL signed right after must use the new secret
         logger.info("store profile saved", store_id=store_id, is_new=existing is None)
         return _public_profile(store_id, attributes), existing is None
 
@@ -145,6 +147,7 @@ class AdminService:
             "updated_at": now_iso(),
         }
         self._store.put_integration(store_id, name, attributes)
+        self._directory.forget(store_id, name)
         logger.info("integration saved", store_id=store_id, integration=name, is_new=existing is None)
         return _public_integration(name, store_id, attributes), existing is None
 
@@ -161,6 +164,7 @@ class AdminService:
         check_store_id(store_id)
         if not self._store.delete_integration(store_id, name):
             raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
+        self._directory.forget(store_id, name)
         logger.info("integration deleted", store_id=store_id, integration=name)
 
     def integration_secrets(self, name: str, store_id: str) -> dict[str, Any]:

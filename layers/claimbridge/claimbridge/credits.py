@@ -391,16 +391,7 @@ class CreditService:
         }
         if state != "PENDING":
             values["lease_until"] = 0
-        present = {key: value for key, value in values.items() if value is not None}
-        names = {f"#k{i}": key for i, key in enumerate(present)}
-        expression = "SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(present)))
-        return self._store.update(
-            job.pk,
-            job.sk,
-            expression=expression,
-            names=names,
-            values={f":v{i}": value for i, value in enumerate(present.values())},
-        )
+        return self._store.set_fields(job.pk, job.sk, values)
 
     def _release(self, job: CreditJob, calls: list[dict[str, Any]]) -> None:
         self._settle(

@@ -57,6 +57,19 @@ def customer_pk(store_id: str, customer_hash: str) -> str:
     return f"STORE#{store_id}#CUST#{customer_hash}"
 
 
+def _expressions(
+    condition: str | None, names: dict[str, str] | None, values: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    request: dict[str, Any] = {}
+    if condition:
+        request["ConditionExpression"] = condition
+    if names:
+        request["ExpressionAttributeNames"] = names
+    if values:
+        request["ExpressionAttributeValues"] = to_attributes(values)
+    return request
+
+
 class ConditionFailedError(Exception):
     """A conditional write lost: the item was already there, or changed under us."""
 
@@ -88,21 +101,7 @@ class Store:
         names: dict[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
-        from botocore.exceptions import ClientError
-
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": to_attributes(item)}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = to_attributes(values)
-        try:
-            self._client.put_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailedError(item["PK"]) from exc
-            raise
+        self._write("put_item", item["PK"], Item=to_attributes(item), **_expressions(condition, names, values))
 
     def delete(
         self,
@@ -113,25 +112,13 @@ class Store:
         names: dict[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> bool:
-        from botocore.exceptions import ClientError
-
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": to_attributes({"PK": pk, "SK": sk}),
-            "ReturnValues": "ALL_OLD",
-        }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = to_attributes(values)
-        try:
-            answer = self._client.delete_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailedError(pk) from exc
-            raise
+        answer = self._write(
+            "delete_item",
+            pk,
+            Key=to_attributes({"PK": pk, "SK": sk}),
+            ReturnValues="ALL_OLD",
+            **_expressions(condition, names, values),
+        )
         return "Attributes" in answer
 
     def update(
@@ -144,26 +131,51 @@ class Store:
         values: Mapping[str, Any] | None = None,
         condition: str | None = None,
     ) -> dict[str, Any]:
+        answer = self._write(
+            "update_item",
+            pk,
+            Key=to_attributes({"PK": pk, "SK": sk}),
+            UpdateExpression=expression,
+            ReturnValues="ALL_NEW",
+            **_expressions(condition, names, values),
+        )
+        return from_attributes(answer["Attributes"])
+
+    def set_fields(
+        self,
+        pk: str,
+        sk: str,
+        fields: Mapping[str, Any],
+        *,
+        keep: frozenset[str] = frozenset(),
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """SET every field that is not None (one in ``keep`` only where the item lacks it); return the whole item."""
+        present = {key: value for key, value in fields.items() if value is not None}
+        sets = [
+            f"#f{i} = if_not_exists(#f{i}, :v{i})" if key in keep else f"#f{i} = :v{i}" for i, key in enumerate(present)
+        ]
+        return self.update(
+            pk,
+            sk,
+            expression="SET " + ", ".join(sets),
+            names={f"#f{i}": key for i, key in enumerate(present)},
+            values={f":v{i}": value for i, value in enumerate(present.values())} | dict(values or {}),
+            condition=condition,
+        )
+
+    def _write(self, operation: str, pk: str, **request: Any) -> dict[str, Any]:
+        """One write; a lost condition becomes ``ConditionFailedError``, every other error stays boto's."""
         from botocore.exceptions import ClientError
 
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": to_attributes({"PK": pk, "SK": sk}),
-            "UpdateExpression": expression,
-            "ReturnValues": "ALL_NEW",
-        }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = to_attributes(values)
-        if condition:
-            kwargs["ConditionExpression"] = condition
         try:
-            return from_attributes(self._client.update_item(**kwargs)["Attributes"])
+            answer: dict[str, Any] = getattr(self._client, operation)(TableName=self._table, **request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise ConditionFailedError(pk) from exc
             raise
+        return answer
 
     def query_partition(self, pk: str, *, sk_prefix: str | None = None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -246,32 +258,17 @@ class Store:
     ) -> dict[str, Any]:
         """Set the given fields on the claim (created if absent), except those in ``keep`` that it already has;
         return the whole claim."""
-        names = {"#store": "store_id", "#claim": "claim_id", "#first": "first_seen_at"}
-        sets = ["#store = :store", "#claim = :claim", "#first = if_not_exists(#first, :now)"]
-        attribute_values: dict[str, Any] = {":store": store_id, ":claim": claim_id, ":now": now_iso()}
-        values = {key: value for key, value in values.items() if value is not None}
-        for index, (key, value) in enumerate(values.items()):
-            if key == "created_at":
-                names["#created"] = "created_at"
-                sets.append("#created = if_not_exists(#created, :created)")
-                attribute_values[":created"] = value
-                continue
-            names[f"#f{index}"] = key
-            attribute_values[f":v{index}"] = value
-            sets.append(f"#f{index} = if_not_exists(#f{index}, :v{index})" if key in keep else f"#f{index} = :v{index}")
-        # The customer index sorts by creation; until the claim.created event arrives, by first sight.
-        if values.get("created_at"):
-            sets.append("GSI1SK = :gsi1sk")
-        else:
-            sets.append("GSI1SK = if_not_exists(GSI1SK, :gsi1sk)")
-        attribute_values[":gsi1sk"] = f"CLAIM#{values.get('created_at') or now_iso()}#{claim_id}"
-        return self.update(
-            claim_pk(store_id, claim_id),
-            "CLAIM",
-            expression="SET " + ", ".join(sets),
-            names=names,
-            values=attribute_values,
-        )
+        created = values.get("created_at")
+        fields = {
+            "store_id": store_id,
+            "claim_id": claim_id,
+            "first_seen_at": now_iso(),
+            **values,
+            # The customer index sorts by creation; until the claim.created event arrives, by first sight.
+            "GSI1SK": f"CLAIM#{created or now_iso()}#{claim_id}",
+        }
+        kept = keep | {"first_seen_at", "created_at"} | (frozenset() if created else {"GSI1SK"})
+        return self.set_fields(claim_pk(store_id, claim_id), "CLAIM", fields, keep=kept)
 
     def lock_ticket(self, store_id: str, claim_id: str, *, lock: str, until: int, now: int) -> None:
         """Take the right to open the claim's ticket; ConditionFailedError when it exists or another job holds it."""
@@ -303,22 +300,15 @@ class Store:
         )
 
     def upsert_order(self, store_id: str, order_id: str, values: Mapping[str, Any]) -> None:
-        names = {"#store": "store_id", "#order": "order_id"}
-        sets = ["#store = :store", "#order = :order"]
-        attribute_values: dict[str, Any] = {":store": store_id, ":order": order_id}
-        values = {key: value for key, value in values.items() if value is not None}
-        for index, (key, value) in enumerate(values.items()):
-            names[f"#f{index}"] = key
-            attribute_values[f":v{index}"] = value
-            sets.append(f"#f{index} = :v{index}")
-        sets.append("GSI1SK = :gsi1sk" if values.get("ordered_at") else "GSI1SK = if_not_exists(GSI1SK, :gsi1sk)")
-        attribute_values[":gsi1sk"] = f"ORDER#{values.get('ordered_at') or now_iso()}#{order_id}"
-        self.update(
-            order_pk(store_id, order_id),
-            "ORDER",
-            expression="SET " + ", ".join(sets),
-            names=names,
-            values=attribute_values,
+        ordered = values.get("ordered_at")
+        fields = {
+            "store_id": store_id,
+            "order_id": order_id,
+            **values,
+            "GSI1SK": f"ORDER#{ordered or now_iso()}#{order_id}",
+        }
+        self.set_fields(
+            order_pk(store_id, order_id), "ORDER", fields, keep=frozenset() if ordered else frozenset({"GSI1SK"})
         )
 
     def set_protection(
@@ -333,23 +323,23 @@ class Store:
         source_order_id: str | None,
     ) -> bool:
         """Last writer wins on ``changed_at``: an older event never overwrites a newer state. True when applied."""
-        optional = {"protection_amount": amount, "protection_currency": currency, "source_order_id": source_order_id}
-        present = {key: value for key, value in optional.items() if value is not None}
-        expression = "SET store_id = :store, order_id = :order, protection_state = :state, protection_changed_at = :at"
-        expression += "".join(f", {key} = :{key}" for key in present)
+        fields = {
+            "store_id": store_id,
+            "order_id": order_id,
+            "protection_state": state,
+            "protection_changed_at": changed_at,
+            "protection_amount": amount,
+            "protection_currency": currency,
+            "source_order_id": source_order_id,
+        }
         try:
-            self.update(
+            self.set_fields(
                 order_pk(store_id, order_id),
                 "ORDER",
-                expression=expression,
-                values={
-                    ":store": store_id,
-                    ":order": order_id,
-                    ":state": state,
-                    ":at": changed_at,
-                    **{f":{key}": value for key, value in present.items()},
-                },
+                fields,
+                keep=frozenset({"source_order_id"}),
                 condition="attribute_not_exists(protection_changed_at) OR protection_changed_at < :at",
+                values={":at": changed_at},
             )
         except ConditionFailedError:
             return False

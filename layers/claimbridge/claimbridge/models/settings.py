@@ -15,16 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 
 STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SHOP_DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]{0,60}\.myshopify\.com$"
-RICHPANEL_CHANNELS = (
-    "email",
-    "message",
-    "twilio-sms",
-    "attentive",
-    "aircall",
-    "facebook_message",
-    "instagram",
-    "facebook_feed_comment",
-)
 RichpanelChannel = Literal[
     "email",
     "message",
@@ -36,7 +26,6 @@ RichpanelChannel = Literal[
     "facebook_feed_comment",
 ]
 
-Token = Annotated[str, StringConstraints(min_length=8, max_length=512, pattern=r"^\S+$")]
 Money = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 
 
