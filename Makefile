@@ -15,7 +15,7 @@ UV_VERSION := 0.13.8
 export PATH := $(abspath $(VENV)/bin):$(dir $(PY312)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup run test test-unit test-integration test-e2e lint template-check bench build deploy clean
+.PHONY: help setup browser run test test-unit test-integration test-e2e lint template-check bench build deploy clean
 
 help:
 	@echo "make run    - the whole stack on this machine (emulated AWS + partner sandbox) on http://127.0.0.1:3000"
@@ -45,10 +45,14 @@ local/node_modules/.installed: local/package.json local/package-lock.json
 setup: $(VENV)/.installed $(SAM_VENV)/.installed local/node_modules/.installed
 	@command -v java >/dev/null || { echo "java (17+) is needed for DynamoDB Local: apt-get install -y openjdk-17-jre-headless"; exit 1; }
 
+# Debian's Chromium, for the widget's real-browser test (Playwright drives it; it downloads no browser of its own).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 run: setup
 	$(PY) -m local
 
-test: setup
+test: setup browser
 	$(MAKE) --no-print-directory lint template-check
 	$(PY) -m pytest -q tests
 
@@ -58,7 +62,7 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
-test-e2e: setup
+test-e2e: setup browser
 	$(PY) -m pytest -q tests/e2e
 
 lint: $(VENV)/.installed

@@ -133,6 +133,11 @@ class LocalStack:
             chosen = caller.get(variable) or self.sandbox.urls.get(partner) or environment.get(variable, "")
             environment[variable] = chosen
             self.partner_urls[partner] = chosen
+        # Locally a page on this machine may frame the widget too (the browser test does).
+        environment["WIDGET_FRAME_ANCESTORS"] = (
+            caller.get("WIDGET_FRAME_ANCESTORS")
+            or (environment.get("WIDGET_FRAME_ANCESTORS", "") + " http://127.0.0.1:* http://localhost:*").strip()
+        )
         os.environ.update({**environment, **self.emulators.environment(), **LOCAL_ENVIRONMENT})
         from claimbridge.config import get_settings
 
@@ -194,6 +199,7 @@ class LocalStack:
                 f"/internal/integrations/rise/stores/{store_id}",
                 {"credit_api_token": "rise_demo_" + secrets.token_hex(8)},
             ),
+            (f"/internal/integrations/rivo/stores/{store_id}", {"api_key": "rivo_demo_" + secrets.token_hex(8)}),
             (
                 f"/internal/integrations/order_protection/stores/{store_id}",
                 {"api_token": "op_demo_" + secrets.token_hex(8)},

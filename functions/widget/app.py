@@ -8,10 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
+from claimbridge.clients.rivo import RivoClient
 from claimbridge.config import get_settings
 from claimbridge.observability import logger, metrics
 from claimbridge.runtime import store_directory, table_store
-from claimbridge.widget import SECURITY_HEADERS, WidgetAuthError, WidgetService, render_html
+from claimbridge.widget import RIVO_TIMEOUT, WidgetAuthError, WidgetService, render_html, security_headers
 
 
 @lru_cache(maxsize=1)
@@ -22,6 +23,7 @@ def service() -> WidgetService:
         store=store,
         directory=store_directory(),
         dashboard_claim_url_template=settings.dashboard_claim_url_template,
+        rivo=lambda api_key: RivoClient(api_key=api_key, base_url=settings.rivo_api_base_url, timeout=RIVO_TIMEOUT),
     )
 
 
@@ -36,6 +38,7 @@ def handle_widget_request(event: dict[str, Any], context: Any) -> dict[str, Any]
     store_id = (event.get("pathParameters") or {}).get("storeId", "")
     query = {k: str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
     wants_json = "application/json" in headers.get("accept", "")
+    secure = security_headers(get_settings().widget_frame_ancestors)
     try:
         view = service().view(store_id, query, headers.get("x-widget-signature"))
     except WidgetAuthError as error:
@@ -43,17 +46,17 @@ def handle_widget_request(event: dict[str, Any], context: Any) -> dict[str, Any]
         logger.info("widget request refused", store_id=store_id, reason=str(error))
         return {
             "statusCode": 401,
-            "headers": {**SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8"},
+            "headers": {**secure, "Content-Type": "text/plain; charset=utf-8"},
             "body": f"Unauthorized: {error}",
         }
     if wants_json:
         return {
             "statusCode": 200,
-            "headers": {**SECURITY_HEADERS, "Content-Type": "application/json"},
+            "headers": {**secure, "Content-Type": "application/json"},
             "body": json.dumps(view.as_json()),
         }
     return {
         "statusCode": 200,
-        "headers": {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"},
+        "headers": {**secure, "Content-Type": "text/html; charset=utf-8"},
         "body": render_html(view),
     }

@@ -251,3 +251,36 @@ PARTNERS: dict[str, type[Partner]] = {
     "rise": Rise,
     "order_protection": OrderProtection,
 }
+
+
+class Rivo(Partner):
+    """Rivo's merchant API: raw key in ``Authorization``; 15 requests per second per key; JSON:API answers."""
+
+    name = "rivo"
+
+    def setup(self) -> None:
+        self.limiter = RateLimiter(15, 1.0)
+        self.state.setdefault("customers", {})  # email -> attributes
+        self.route("GET", r"/customers/(?P<email>[^/]+)", self.customer)
+
+    def account(self, request: Request) -> str | None:
+        return request.headers.get("authorization")
+
+    def authenticate(self, request: Request) -> Reply | None:
+        key = request.headers.get("authorization", "")
+        if not key or key.startswith(("Bearer ", "revoked")):
+            return Reply(401, {"errors": [{"title": "Unauthorized"}]})
+        return None
+
+    def customer(self, request: Request, email: str) -> Reply:
+        from urllib.parse import unquote
+
+        attributes = self.state["customers"].get(unquote(email).lower())
+        if attributes is None:
+            return Reply(404, {"errors": [{"title": "Customer not found"}]})
+        return Reply(
+            200, {"data": {"id": str(attributes.get("customer_id", "")), "type": "customer", "attributes": attributes}}
+        )
+
+
+PARTNERS["rivo"] = Rivo

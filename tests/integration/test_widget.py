@@ -178,3 +178,68 @@ def test_the_admin_api_provisions_a_signed_widget_url_that_works(shop):
     assert answer.status == 200 and url.startswith("http") and "signature=" in url
     assert page.status == 200 and "Claim #c-1" in page.body.decode()
     assert bad.status == 422 and bad.json()["errors"][0]["field"] == "customer_email"
+
+
+RIVO_KEY = "rivo_key_0123456789"
+ANN = {
+    "customer_id": 42,
+    "email": "ann@example.com",
+    "loyalty_status": "member",
+    "points_tally": 150,
+    "credits_tally": "25.50",
+    "vip_tier": {"id": 7, "name": "Gold"},
+}
+
+
+def test_with_rivo_the_widget_shows_points_credits_and_tier_fetched_with_the_raw_key(shop, sandbox):
+    shop.configure("rivo", {"api_key": RIVO_KEY})
+    sandbox["rivo"].seed({"customers": {"ann@example.com": ANN}})
+
+    page = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com")).body.decode()
+    data = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com"), as_json=True).json()
+
+    assert "Loyalty: 150 points · 25.50 credits · VIP Gold" in page
+    assert data["loyalty"] == {
+        "available": True,
+        "member": True,
+        "status": "member",
+        "points": 150,
+        "credits": "25.50",
+        "vip_tier": "Gold",
+    }
+    (call,) = sandbox["rivo"].calls("/customers/")  # the second page came from the cache
+    assert call["headers"]["authorization"] == RIVO_KEY
+
+
+def test_a_customer_rivo_does_not_know_is_shown_as_not_a_member(shop, sandbox):
+    shop.configure("rivo", {"api_key": RIVO_KEY})
+
+    page = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com")).body.decode()
+
+    assert "Not a loyalty member." in page and "Claim #c-1" in page
+
+
+@pytest.mark.parametrize("fault", [{"latency_ms": 2500}, {"error_rate": 1.0, "error_status": 503}])
+def test_with_rivo_slow_or_down_the_widget_still_renders_and_says_so(shop, sandbox, fault):
+    shop.configure("rivo", {"api_key": RIVO_KEY})
+    sandbox["rivo"].seed({"customers": {"ann@example.com": ANN}})
+    sandbox["rivo"].faults(**fault)
+
+    answer = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com"))
+
+    page = answer.body.decode()
+    assert answer.status == 200
+    assert "Loyalty (Rivo) is unavailable right now" in page
+    assert "Claim #c-1" in page and "Order #1001" in page
+
+
+def test_the_loyalty_line_is_bounded_by_a_short_timeout():
+    from claimbridge.widget import RIVO_TIMEOUT
+
+    assert sum(RIVO_TIMEOUT) <= 1.0  # connect + read: the widget's budget for an optional line
+
+
+def test_without_rivo_there_is_no_loyalty_line(shop):
+    data = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com"), as_json=True).json()
+
+    assert data["loyalty"] is None

@@ -24,6 +24,7 @@ from claimbridge.directory import Integration, StoreDirectory, StoreInfo
 from claimbridge.jobs import JobDeferredError
 from claimbridge.models.credits import CreditCustomer, CreditJob
 from claimbridge.models.webhooks import (
+    CLAIM_TYPES,
     ClaimCreated,
     ClaimResolution,
     Customer,
@@ -37,16 +38,6 @@ from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk
 
 SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
 TICKET_LOCK_S = 90
-CLAIM_TYPES = {
-    "DAMAGED": "Damaged",
-    "DEFECTIVE_ITEM": "Defective item",
-    "MISSING_ITEM": "Missing item",
-    "MULTIPLE": "Multiple issues",
-    "ORDER_DELIVERED_NOT_RECEIVED": "Delivered, not received",
-    "RETURNED_TO_SENDER": "Returned to sender",
-    "STOLEN": "Stolen",
-    "WRONG_ITEM": "Wrong item",
-}
 
 
 @dataclass(frozen=True)

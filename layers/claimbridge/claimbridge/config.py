@@ -34,6 +34,9 @@ class Settings:
     order_protection_queue_url: str | None = _variable("ORDER_PROTECTION_QUEUE_URL")
     job_max_receives: str = _variable("JOB_MAX_RECEIVES", "8")
     dashboard_claim_url_template: str = _variable("DASHBOARD_CLAIM_URL_TEMPLATE", DEFAULT_DASHBOARD_CLAIM_URL_TEMPLATE)
+    widget_frame_ancestors: str = _variable(
+        "WIDGET_FRAME_ANCESTORS", "https://app.richpanel.com https://*.richpanel.com"
+    )
     richpanel_api_base_url: str = _variable("RICHPANEL_API_BASE_URL", "https://api.richpanel.com", url=True)
     rise_api_base_url: str = _variable("RISE_API_BASE_URL", "https://application.rise-ai.com", url=True)
     rivo_api_base_url: str = _variable("RIVO_API_BASE_URL", "https://developer-api.rivo.io/merchant_api/v1", url=True)

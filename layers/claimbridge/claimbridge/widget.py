@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,18 +17,27 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from claimbridge.clients.http import IntegrationError
+from claimbridge.clients.rivo import RivoClient
 from claimbridge.crypto import customer_key, mask_secret, sign_widget
 from claimbridge.directory import StoreDirectory
+from claimbridge.models.webhooks import CLAIM_TYPES
+from claimbridge.observability import logger
 from claimbridge.store import Store, customer_pk
 
 MAX_SKEW_S = 300
-RICHPANEL_ORIGINS = "https://app.richpanel.com https://*.richpanel.com"
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {RICHPANEL_ORIGINS}",
-}
+RIVO_TIMEOUT = (0.3, 0.7)  # the loyalty line is a nice-to-have: it never holds the page for more than a second
+LOYALTY_CACHE_S = 60.0
+LOYALTY_DOWN_CACHE_S = 15.0  # a slow Rivo is asked again after this, not on every page
+
+
+def security_headers(frame_ancestors: str) -> dict[str, str]:
+    return {
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {frame_ancestors}",
+    }
 
 
 class WidgetAuthError(Exception):
@@ -40,6 +50,7 @@ class WidgetView:
     customer_email: str
     orders: list[dict[str, Any]]
     claims: list[dict[str, Any]]
+    loyalty: dict[str, Any] | None = None  # None: the store has no Rivo
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +58,7 @@ class WidgetView:
             "customer_email": self.customer_email,
             "orders": self.orders,
             "claims": self.claims,
+            "loyalty": self.loyalty,
         }
 
 
@@ -68,12 +80,15 @@ class WidgetService:
         store: Store,
         directory: StoreDirectory,
         dashboard_claim_url_template: str,
+        rivo: Callable[[str], RivoClient] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._directory = directory
         self._dashboard = dashboard_claim_url_template
+        self._rivo = rivo
         self._clock = clock
+        self._loyalty: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     def view(self, store_id: str, query: Mapping[str, str], header_signature: str | None) -> WidgetView:
         info = self._directory.store(store_id)
@@ -88,7 +103,37 @@ class WidgetService:
                 credit_rows.setdefault(item["claim_id"], []).append(_credit(item))
         orders = [_order(i) for i in items if i["GSI1SK"].startswith("ORDER#")]
         claims = [self._claim(i, credit_rows.get(i["claim_id"], [])) for i in items if i["GSI1SK"].startswith("CLAIM#")]
-        return WidgetView(info.profile.get("name", store_id), email, orders, claims)
+        return WidgetView(info.profile.get("name", store_id), email, orders, claims, self._loyalty_of(store_id, email))
+
+    def _loyalty_of(self, store_id: str, email: str) -> dict[str, Any] | None:
+        """Points, credits and VIP tier from Rivo: short timeout, cached; a slow or failing Rivo becomes a note."""
+        integration = self._directory.integration(store_id, "rivo")
+        if integration is None or not integration.valid or self._rivo is None:
+            return None
+        now = time.monotonic()
+        cached = self._loyalty.get((store_id, email))
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        try:
+            customer = self._rivo(integration.secrets["api_key"]).customer(email)
+        except IntegrationError as error:
+            logger.warning("widget: Rivo unavailable", store_id=store_id, error=type(error).__name__)
+            loyalty: dict[str, Any] = {"available": False, "note": "Loyalty (Rivo) is unavailable right now"}
+            self._loyalty[(store_id, email)] = (now + LOYALTY_DOWN_CACHE_S, loyalty)
+            return loyalty
+        if customer is None:
+            loyalty = {"available": True, "member": False}
+        else:
+            loyalty = {
+                "available": True,
+                "member": True,
+                "status": customer.loyalty_status,
+                "points": customer.points_tally,
+                "credits": _money(customer.credits_tally),
+                "vip_tier": customer.vip_tier,
+            }
+        self._loyalty[(store_id, email)] = (now + LOYALTY_CACHE_S, loyalty)
+        return loyalty
 
     def _verify(self, store_id: str, secret: str, query: Mapping[str, str], header_signature: str | None) -> str:
         if not secret:
@@ -157,6 +202,13 @@ def _credit(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _when(iso: Any) -> str:
+    """``2026-11-22T20:53:00.463Z`` → ``2026-11-22 20:53 UTC``; anything else as it came."""
+    text = str(iso or "")
+    found = re.match(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})", text)
+    return f"{found.group(1)} {found.group(2)} UTC" if found else text
+
+
 def render_html(view: WidgetView) -> str:
     """Server-rendered, no script, no external asset, every value escaped; readable at ~350 px."""
     e = html.escape
@@ -170,6 +222,17 @@ def render_html(view: WidgetView) -> str:
         "a{color:#2457c5}</style></head><body>",
         f"<h1>{e(view.store_name)}: {e(view.customer_email)}</h1>",
     ]
+    loyalty = view.loyalty
+    if loyalty is not None and not loyalty["available"]:
+        parts.append(f"<p class=muted>{e(loyalty['note'])}</p>")
+    elif loyalty is not None and loyalty["member"]:
+        tier = f" · VIP {e(str(loyalty['vip_tier']))}" if loyalty.get("vip_tier") else ""
+        parts.append(
+            f"<p class=card>Loyalty: {e(str(loyalty['points']))} points · "
+            f"{e(str(loyalty['credits'] or '0.00'))} credits{tier}</p>"
+        )
+    elif loyalty is not None:
+        parts.append("<p class=muted>Not a loyalty member.</p>")
     if not view.orders and not view.claims:
         parts.append("<p class=muted>This customer has no orders or claims with Order Protection yet.</p>")
     if view.claims:
@@ -179,9 +242,10 @@ def render_html(view: WidgetView) -> str:
             parts.append(
                 f"<b>Claim #{e(str(claim['claim_id']))}</b> <span class=tag>{e(str(claim['state']))}</span><br>"
             )
+            kind = CLAIM_TYPES.get(str(claim["type"]), str(claim["type"]))
             parts.append(
-                f"{e(str(claim['type']))} · order #{e(str(claim['order_number'] or '?'))}"
-                f" · <span class=muted>{e(str(claim['created_at'] or ''))}</span>"
+                f"{e(kind)} · order #{e(str(claim['order_number'] or '?'))}"
+                f" · <span class=muted>{e(_when(claim['created_at']))}</span>"
             )
             if claim.get("description"):
                 parts.append(f"<div class=muted>{e(str(claim['description']))}</div>")
@@ -209,7 +273,7 @@ def render_html(view: WidgetView) -> str:
             total = f"{e(str(order['total']))} {e(str(order['currency'] or ''))}" if order["total"] else ""
             parts.append(
                 f"<div class=card><b>Order #{e(str(order['number'] or order['order_id']))}</b> {total}<br>"
-                f"<span class=muted>{e(str(order['ordered_at'] or ''))}</span> "
+                f"<span class=muted>{e(_when(order['ordered_at']))}</span> "
                 f"<span class=tag>protection: {e(str(order['protection']).lower())}</span></div>"
             )
     parts.append("</body></html>")

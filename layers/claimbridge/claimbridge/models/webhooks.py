@@ -18,6 +18,18 @@ def _decimal(value: Any) -> Any:
     return value
 
 
+# How agents read Order Protection's claim types (tickets, the widget).
+CLAIM_TYPES = {
+    "DAMAGED": "Damaged",
+    "DEFECTIVE_ITEM": "Defective item",
+    "MISSING_ITEM": "Missing item",
+    "MULTIPLE": "Multiple issues",
+    "ORDER_DELIVERED_NOT_RECEIVED": "Delivered, not received",
+    "RETURNED_TO_SENDER": "Returned to sender",
+    "STOLEN": "Stolen",
+    "WRONG_ITEM": "Wrong item",
+}
+
 Money = Annotated[Decimal, BeforeValidator(_decimal)]
 Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
 
