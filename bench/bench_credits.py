@@ -10,8 +10,10 @@ from collections import Counter
 from decimal import Decimal
 
 from bench.common import make_store, quiet_stack, report
-from claimbridge.models.credits import CreditCustomer, CreditJob
-from claimbridge.runtime import table_store
+from claimbridge.credits import new_row
+from claimbridge.ledger import Ledger
+from claimbridge.models.credits import CreditJob
+from claimbridge.runtime import store_directory, table_store
 
 CREDITS = 40
 RISE_RATE = 2.0
@@ -39,19 +41,27 @@ def run() -> None:
         sqs = stack.emulators.client("sqs")
         queue = stack.resources.ref("CreditQueue")
         started = time.monotonic()
-        for index in range(CREDITS):
-            job = CreditJob(
-                store_id=store_id,
-                pk=f"STORE#{store_id}#CLAIM#b{index}",
-                sk="LEDGER#0#claim_credit",
-                kind="claim_resolution",
-                claim_id=f"b{index}",
-                order_id=f"o{index}",
-                order_number=str(index),
-                amount=Decimal("10.00"),
-                currency="USD",
-                customer=CreditCustomer(email=f"c{index}@example.com", name="C", id=f"id{index}"),
+        info = store_directory().store(store_id)
+        assert info is not None
+        ledger = Ledger(table_store())
+        for index in range(CREDITS):  # bonus credits: rows written QUEUED as the admin API writes them
+            pk, sk = f"STORE#{store_id}#BONUS#b{index}", "LEDGER#bonus#bench"
+            ledger.create(
+                new_row(
+                    info,
+                    pk=pk,
+                    sk=sk,
+                    kind="bonus_credit",
+                    amount=Decimal("10.00"),
+                    currency="USD",
+                    order_number=str(index),
+                    customer_email=f"c{index}@example.com",
+                    customer_name="C",
+                    customer_id=f"id{index}",
+                    reason="bench",
+                )
             )
+            job = CreditJob(store_id=store_id, pk=pk, sk=sk)
             sqs.send_message(QueueUrl=queue, MessageBody=job.model_dump_json())
         issued = 0
         while issued < CREDITS and time.monotonic() - started < 300:
@@ -59,7 +69,7 @@ def run() -> None:
             issued = sum(
                 1
                 for i in range(CREDITS)
-                if (table_store().get(f"STORE#{store_id}#CLAIM#b{i}", "LEDGER#0#claim_credit") or {}).get("state")
+                if (table_store().get(f"STORE#{store_id}#BONUS#b{i}", "LEDGER#bonus#bench") or {}).get("state")
                 == "ISSUED"
             )
         elapsed = time.monotonic() - started

@@ -1,4 +1,4 @@
-"""The credit queue's worker: gift cards and loyalty-card top-ups through Rise.ai, exactly once."""
+"""The credit queue's worker: store credit through the store's provider (Rise.ai), exactly once through the ledger."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import LocalPacer, account_key
+from claimbridge.providers.rise import RiseProvider
 from claimbridge.runtime import aws_client, store_directory, table_store
 
 tracer = get_tracer()
 RISE_RATE_PER_S = 2.0
 QUEUE_MAX_CONCURRENCY = 2  # the template's ScalingConfig.MaximumConcurrency for this function
 RISE_INTERVAL_S = QUEUE_MAX_CONCURRENCY / RISE_RATE_PER_S * 1.1  # each execution environment's share, 10% spare
+RISE_TIMEOUT = (3.05, 10.0)
+# A record's worst case: two paced calls (a look-up, then the credit), each within its timeout. The runner starts no
+# record with less time left than this, so a batch never outruns the function's timeout (60 s).
+RECORD_BUDGET_S = 2 * (RISE_INTERVAL_S + sum(RISE_TIMEOUT))
 
 # One pacer per Rise token per execution environment. Lambda runs one invocation at a time in an environment; the
 # local stack runs concurrent pollers as threads of one process, so the key includes the thread.
@@ -38,29 +43,37 @@ def pacer_for(token: str) -> LocalPacer:
 
 @lru_cache(maxsize=1)
 def runner() -> SqsJobRunner:
-    return SqsJobRunner.for_queue("credit_queue_url")
+    return SqsJobRunner.for_queue("credit", record_budget_s=RECORD_BUDGET_S)
 
 
 @lru_cache(maxsize=1)
 def service() -> CreditService:
     settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
-    store = table_store()
     sqs = aws_client("sqs")
     return CreditService(
-        store=store,
+        store=table_store(),
         directory=store_directory(),
-        rise=lambda token, observer: RiseClient(
-            token=token, base_url=settings.rise_api_base_url, pacer=pacer_for(token), observer=observer
-        ),
+        providers={
+            "rise": RiseProvider.factory(
+                lambda token, observer: RiseClient(
+                    token=token,
+                    base_url=settings.rise_api_base_url,
+                    pacer=pacer_for(token),
+                    observer=observer,
+                    timeout=RISE_TIMEOUT,
+                )
+            )
+        },
         enqueue_report=lambda report: sqs.send_message(
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
         ),
+        customer_wait_s=float(settings.credit_customer_wait_s),
     )
 
 
 def handle_record(record: SQSRecord) -> None:
     job = CreditJob.model_validate_json(record.body)
-    logger.append_keys(store_id=job.store_id, claim_id=job.claim_id)
+    logger.append_keys(store_id=job.store_id, ledger=job.sk)
     service().handle(job)
 
 

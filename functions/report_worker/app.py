@@ -11,17 +11,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claimbridge.clients.order_protection import OrderProtectionClient
 from claimbridge.config import get_settings
-from claimbridge.credits import ReportService
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.reports import ReportService
 from claimbridge.runtime import store_directory, table_store
 
 tracer = get_tracer()
+REPORT_TIMEOUT = (3.05, 10.0)
 
 
 @lru_cache(maxsize=1)
 def runner() -> SqsJobRunner:
-    return SqsJobRunner.for_queue("order_protection_queue_url")
+    return SqsJobRunner.for_queue("order_protection", record_budget_s=sum(REPORT_TIMEOUT))
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +33,7 @@ def service() -> ReportService:
         store=store,
         directory=store_directory(),
         order_protection=lambda token, observer: OrderProtectionClient(
-            api_token=token, base_url=settings.order_protection_api_base_url, observer=observer
+            api_token=token, base_url=settings.order_protection_api_base_url, observer=observer, timeout=REPORT_TIMEOUT
         ),
     )
 

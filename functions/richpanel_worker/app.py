@@ -20,11 +20,14 @@ from claimbridge.runtime import aws_client, store_directory, table_store
 
 tracer = get_tracer()
 RICHPANEL_INTERVAL_S = 30 / 50 * 1.02  # 50 requests per 30 s per account, with 2% to spare
+RICHPANEL_TIMEOUT = (3.05, 5.0)
+RECORD_BUDGET_S = 10 + 2 * sum(RICHPANEL_TIMEOUT)  # the pacer's longest wait, then two calls
 
 
 @lru_cache(maxsize=1)
 def runner() -> SqsJobRunner:
-    return SqsJobRunner.for_queue("richpanel_queue_url")
+    # A record's worst case: a pacer wait, a create and its read-back, a snooze (each within its timeout).
+    return SqsJobRunner.for_queue("richpanel", record_budget_s=RECORD_BUDGET_S)
 
 
 @lru_cache(maxsize=1)
@@ -53,6 +56,7 @@ def service() -> ClaimsService:
             base_url=settings.richpanel_api_base_url,
             pacer=TablePacer(store, account_key("richpanel", api_key), interval_s=RICHPANEL_INTERVAL_S),
             observer=observer,
+            timeout=RICHPANEL_TIMEOUT,
         ),
         order_protection=lambda token, observer: OrderProtectionClient(
             api_token=token, base_url=settings.order_protection_api_base_url, observer=observer
@@ -67,8 +71,13 @@ def job_of(record: SQSRecord) -> EventJob:
         value = record.message_attributes[name]
         return (value.string_value if value is not None else None) or ""
 
+    sent_ms = record.attributes.sent_timestamp
     return EventJob(
-        store_id=attribute("store_id"), event_id=attribute("event_id"), topic=attribute("topic"), raw=record.body
+        store_id=attribute("store_id"),
+        event_id=attribute("event_id"),
+        topic=attribute("topic"),
+        raw=record.body,
+        sent_at_us=int(sent_ms) * 1000 if sent_ms and str(sent_ms).isdigit() else None,
     )
 
 

@@ -42,6 +42,6 @@ def handle_receive_webhook(event: dict[str, Any], context: Any) -> dict[str, Any
     metrics.add_metric(name=f"Webhook{answer.status}", unit="Count", value=1)
     return {
         "statusCode": answer.status,
-        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store", **answer.headers},
         "body": json.dumps(answer.body),
     }

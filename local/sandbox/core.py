@@ -124,16 +124,20 @@ class Partner:
         with self.lock:
             self.calls.append(record)
             scripted = self.faults.get("script") or []
-            reply = Reply(**scripted.pop(0)) if scripted else None
+            step = scripted.pop(0) if scripted else None
+            # {"pass": true} lets one call through as usual: a script can strike the second call, not the first.
+            reply = Reply(**step) if step and not step.get("pass") else None
         faults = self.faults
         if faults.get("latency_ms") and request.path.startswith(faults.get("latency_path", "")):
             time.sleep(float(faults["latency_ms"]) / 1000)
-        if reply is None and faults.get("timeout_rate") and random.random() < float(faults["timeout_rate"]):
+        if reply is None and _fault(faults, "timeout", request):
             time.sleep(float(faults.get("hang_s", 30)))
             record["status"] = "timeout"
             return None
-        if reply is None and faults.get("error_rate") and random.random() < float(faults["error_rate"]):
-            reply = Reply(int(faults.get("error_status", 500)), {"error": "injected fault"})
+        if reply is None and _fault(faults, "error", request):
+            status = int(faults.get("error_status", 500))
+            limited = {"Retry-After": str(faults.get("retry_after", 1))} if status in (429, 492) else {}
+            reply = Reply(status, {"error": "injected fault"}, limited)
         if reply is None:
             reply = self.authenticate(request)
         if reply is None and self.limiter is not None:
@@ -148,6 +152,12 @@ class Partner:
                     )
         if reply is None:
             reply = self._dispatch(request)
+            if reply.status < 300 and _fault(faults, "apply_timeout", request):
+                # The partner acted, then its answer never came: the caller cannot know it acted.
+                record["status"] = "applied, then timed out"
+                record["applied_status"] = reply.status
+                time.sleep(float(faults.get("hang_s", 30)))
+                return None
         record["status"] = reply.status
         return reply
 
@@ -192,6 +202,17 @@ class Partner:
                     self.limiter = RateLimiter(self.limiter.limit, self.limiter.window_s)
                 return Reply(204)
         return Reply(404, {"error": f"unknown control {request.method} {request.path}"})
+
+
+def _fault(faults: dict[str, Any], name: str, request: Request) -> bool:
+    """Whether the fault ``<name>_rate`` strikes this request (only under ``<name>_path`` and of ``<name>_method``
+    when those are set)."""
+    rate = float(faults.get(f"{name}_rate") or 0)
+    if rate <= 0 or not request.path.startswith(faults.get(f"{name}_path", "")):
+        return False
+    if faults.get(f"{name}_method") not in (None, request.method):
+        return False
+    return random.random() < rate
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:

@@ -49,6 +49,7 @@ class Richpanel(Partner):
         self.state.setdefault("revoked_keys", [])
         self.route("GET", "/v1/teams", self.teams)
         self.route("POST", "/v1/tickets", self.create_ticket)
+        self.route("GET", r"/v1/tickets/(?P<ticket_id>[^/]+)", self.get_ticket)
         self.route("PUT", r"/v1/tickets/(?P<ticket_id>[^/]+)/snooze", self.snooze)
 
     def account(self, request: Request) -> str | None:
@@ -81,10 +82,18 @@ class Richpanel(Partner):
             problems.append("ticket.via.source.from.address must be an email")
         if problems:
             return Reply(400, {"error": "; ".join(problems)})
-        ticket_id = str(uuid.uuid4())
+        ticket_id = str(ticket.get("id") or uuid.uuid4())  # the caller may choose the id (CONTRACTS.md)
         with self.lock:
+            if ticket_id in self.state["tickets"]:
+                return Reply(409, {"error": f"a ticket with id {ticket_id} already exists"})
             self.state["tickets"][ticket_id] = {**ticket, "id": ticket_id}
         return Reply(201, {"ticket": {"id": ticket_id, "status": ticket["status"]}})
+
+    def get_ticket(self, request: Request, ticket_id: str) -> Reply:
+        ticket = self.state["tickets"].get(ticket_id)
+        if ticket is None:
+            return Reply(404, {"error": "ticket not found"})
+        return Reply(200, {"ticket": {"id": ticket_id, "status": ticket.get("status")}})
 
     def snooze(self, request: Request, ticket_id: str) -> Reply:
         if request.json() != {"snoozed_till": "0"}:
@@ -235,9 +244,17 @@ class OrderProtection(Partner):
         body = request.json() or {}
         if body.get("type") not in ("RESHIP", "REFUND", "STORE_CREDIT") or not body.get("reference"):
             return Reply(422, {"error": "type and reference are required"})
+        key = request.headers.get("idempotency-key")
         with self.lock:
-            self.state["resolutions"].append({"claim_id": claim_id, **body})
-        return Reply(200, {"id": str(self.next_id()), "claimId": claim_id})
+            # The same key again is the same report: its first answer, nothing recorded twice (our contract choice).
+            first = self.state.setdefault("reports_by_key", {}).get(key) if key else None
+            if first is not None:
+                return Reply(200, first)
+            answer = {"id": str(self.next_id()), "claimId": claim_id}
+            self.state["resolutions"].append({"claim_id": claim_id, "idempotency_key": key, **body})
+            if key:
+                self.state["reports_by_key"][key] = answer
+        return Reply(200, answer)
 
     def put_inventory(self, request: Request) -> Reply:
         items = (request.json() or {}).get("items")

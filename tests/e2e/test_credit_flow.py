@@ -57,7 +57,7 @@ def test_a_signed_store_credit_approval_issues_one_card_and_reports_it(running):
     assert body["email_details"]["subject"] == "Gift Card for Claim #e2e-credit-1"
     assert body["gift_card"]["balance"] == 30.0
     (row,) = view["ledger"]
-    assert row["state"] == "ISSUED" and row["amount"] == "30"
+    assert row["state"] == "ISSUED" and row["amount"] == "30.00"
     assert [(r["claim_id"], r["type"], r["reference"], r["amount"]) for r in reports] == [
         ("e2e-credit-1", "STORE_CREDIT", row["card_id"], "30.00")
     ]

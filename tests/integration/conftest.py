@@ -72,9 +72,13 @@ class Flow:
     def messages(self, logical_id: str) -> int:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url(logical_id),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return sum(int(value) for value in attributes.values())
 
     def poller(self, function: str) -> Poller:
         template_source = next(
@@ -109,6 +113,15 @@ class Flow:
             handled += len(messages)
         return handled
 
+    def work_concurrently(self, function: str, messages: list[dict[str, Any]]) -> None:
+        """Each message to its own invocation, all at once (as Lambda may run them)."""
+        poller = self.poller(function)
+        threads = [threading.Thread(target=poller.poll_once, args=([m],)) for m in messages]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
     def claim_view(self, claim_id: str) -> dict[str, Any]:
         answer = self.stack.admin("GET", f"/internal/stores/{self.store_id}/claims/{claim_id}")
         assert answer.status == 200, answer.body
@@ -124,6 +137,9 @@ ENV_OF_QUEUE = {
     "RichpanelQueue": "RICHPANEL_QUEUE_URL",
     "CreditQueue": "CREDIT_QUEUE_URL",
     "OrderProtectionQueue": "ORDER_PROTECTION_QUEUE_URL",
+    "RichpanelDLQ": "RICHPANEL_DLQ_URL",
+    "CreditDLQ": "CREDIT_DLQ_URL",
+    "OrderProtectionDLQ": "ORDER_PROTECTION_DLQ_URL",
 }
 
 

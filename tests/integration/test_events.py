@@ -46,6 +46,9 @@ def test_the_credit_report_and_widget_samples_are_handled(stack, sandbox):
     stack.admin("PUT", "/internal/stores/demo-store", json.loads(load("admin_put_store.json")["body"]))
     stack.admin("PUT", "/internal/integrations/rise/stores/demo-store", {"credit_api_token": "rise_demo_0123456789"})
 
+    # the claim and its approval come first: the approval writes the ledger row the credit job names
+    for sample in ("richpanel_job_claim_created.json", "richpanel_job_claim_approved.json"):
+        assert stack.functions["RichpanelWorkerFunction"].invoke(load(sample)) == {"batchItemFailures": []}
     credit = stack.functions["CreditWorkerFunction"].invoke(load("credit_job.json"))
     report = stack.functions["ReportWorkerFunction"].invoke(load("report_job.json"))
     widget = stack.functions["WidgetFunction"].invoke(load("widget_get.json"))

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
-
-from botocore.exceptions import ClientError
 
 from tests.integration.conftest import TEAM, claim_approved, claim_created
 
@@ -83,17 +79,21 @@ def test_an_approval_snoozes_the_ticket_with_the_string_zero(flow, sandbox):
 
 def test_resolved_and_updated_to_resolved_snooze_too_but_other_updates_do_not(flow, sandbox):
     flow.configure_richpanel()
-    flow.webhook("claim.created", claim_created("c-1"), event_id="e1")
+    flow.webhook("claim.created", claim_created("c-1"), event_id="e1", created_at="2026-11-20T10:00:00Z")
     flow.work()
 
-    flow.webhook("claim.updated", {"claim_id": "c-1", "claim_state": "OPEN"}, event_id="e2")
-    flow.webhook("claim.resolved", claim_approved("c-1"), event_id="e3")
+    opened = {"claim_id": "c-1", "claim_state": "OPEN"}
+    flow.webhook("claim.updated", opened, event_id="e2", created_at="2026-11-20T10:01:00Z")
+    flow.webhook("claim.resolved", claim_approved("c-1"), event_id="e3", created_at="2026-11-20T10:02:00Z")
     flow.work()
-    flow.webhook("claim.updated", {"claim_id": "c-1", "claim_state": "RESOLVED"}, event_id="e4")
+    resolved = {"claim_id": "c-1", "claim_state": "RESOLVED"}
+    flow.webhook("claim.updated", resolved, event_id="e4", created_at="2026-11-20T10:03:00Z")
+    flow.webhook("claim.updated", resolved, event_id="e5", created_at="2026-11-20T10:03:00Z")  # re-sent: same state
     flow.work()
 
     snoozes = richpanel_calls(sandbox, flow, "/v1/tickets/", "PUT")
-    assert len(snoozes) == 2  # claim.resolved and claim.updated to RESOLVED; not the update to OPEN
+    # claim.resolved and the later update to RESOLVED; not the update to OPEN, not the re-sent update
+    assert len(snoozes) == 2
     assert all(c["path"].endswith("/snooze") for c in snoozes)
 
 
@@ -130,22 +130,14 @@ def test_created_and_approved_handled_at_the_same_moment_open_one_ticket(flow, s
     flow.webhook("claim.approved", claim_approved("c-race"), event_id="e2")
     messages = flow.receive("RichpanelWorkerFunction")
     assert len(messages) == 2
-    poller = flow.poller("RichpanelWorkerFunction")
-
-    threads = [threading.Thread(target=poller.poll_once, args=([m],)) for m in messages]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for message in messages:  # the loser of the lock was deferred; let it come back now
-        with contextlib.suppress(ClientError):  # the winner's message is gone already
-            flow.sqs.change_message_visibility(
-                QueueUrl=flow.queue_url("RichpanelQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+    flow.work_concurrently("RichpanelWorkerFunction", messages)
     flow.work()
 
-    assert len(richpanel_calls(sandbox, flow, "/v1/tickets", "POST")) == 1
-    assert len(richpanel_calls(sandbox, flow, "/v1/tickets/", "PUT")) == 1
+    tickets = sandbox["richpanel"].state()["tickets"]
+    claim = flow.claim_view("c-race")
+    assert len(tickets) == 1  # both may have asked; the claim's one id made the second a 409
+    assert list(tickets) == [claim["ticket"]["id"]]
+    assert tickets[claim["ticket"]["id"]]["status"] == "SNOOZED"
 
 
 def test_a_492_with_retry_after_defers_the_message_by_that_long(flow, sandbox):
@@ -183,39 +175,55 @@ def test_a_refused_key_marks_the_integration_invalid_and_stops_calling(flow, san
     assert any("invalid" in note for note in notes)
 
 
-def test_a_5xx_streak_lands_the_message_in_the_dlq_after_max_receives(flow, sandbox):
+def test_a_5xx_streak_lands_the_message_in_the_dlq_after_eight_failures_with_its_reason(flow, sandbox, monkeypatch):
+    monkeypatch.setattr("claimbridge.jobs.MAX_DELAY_S", 0)  # fast-forward the backoff the worker asks for
     flow.configure_richpanel()
     sandbox["richpanel"].faults(error_rate=1.0, error_status=503)
     flow.webhook("claim.created", claim_created("c-503"), event_id="e1")
-    queue = flow.queue_url("RichpanelQueue")
 
     attempts = 0
     for _ in range(12):
-        messages = flow.receive("RichpanelWorkerFunction")
-        if not messages:
+        handled = flow.work(rounds=1)
+        if not handled:
             break
-        attempts += 1
-        flow.poller("RichpanelWorkerFunction").poll_once(messages)
-        for message in messages:  # fast-forward the backoff the worker asked for
-            flow.sqs.change_message_visibility(
-                QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+        attempts += handled
 
     dead = flow.sqs.receive_message(QueueUrl=flow.queue_url("RichpanelDLQ"), MessageAttributeNames=["All"])
+    attributes = dead["Messages"][0]["MessageAttributes"]
     assert attempts == 8
-    assert dead["Messages"][0]["MessageAttributes"]["event_id"]["StringValue"] == "e1"
+    assert attributes["event_id"]["StringValue"] == "e1"
+    assert attributes["failures"]["StringValue"] == "8"
+    assert attributes["reason"]["StringValue"] == "richpanel: HTTP 503"
+    assert flow.messages("RichpanelQueue") == 0
     assert all(c["status"] == 503 for c in richpanel_calls(sandbox, flow))
 
 
-def test_the_worker_backs_off_exponentially_on_5xx(flow, sandbox):
+def test_the_worker_backs_off_on_5xx_and_counts_the_failure_on_the_message(flow, sandbox):
     flow.configure_richpanel()
     sandbox["richpanel"].faults(error_rate=1.0, error_status=500)
     flow.webhook("claim.created", claim_created("c-500"), event_id="e1")
 
     flow.work()
 
-    assert flow.receive("RichpanelWorkerFunction") == []  # hidden for its backoff (at least 5 s)
+    assert flow.receive("RichpanelWorkerFunction") == []  # sent back delayed by its backoff (at least 5 s)
     assert flow.messages("RichpanelQueue") == 1
+
+
+def test_waiting_never_spends_the_failure_budget(flow, sandbox, monkeypatch):
+    # given a job deferred twenty times (a 429 each time), far past the 8 failures a job may have
+    monkeypatch.setattr("claimbridge.jobs.MAX_DELAY_S", 0)
+    flow.configure_richpanel()
+    limited = {"status": 429, "headers": {"Retry-After": "1"}, "body": {"error": "quota"}}
+    sandbox["richpanel"].faults(script=[limited] * 20)
+    flow.webhook("claim.created", claim_created("c-429"), event_id="e1")
+
+    for _ in range(25):
+        if not flow.work(rounds=1):
+            break
+
+    assert len(sandbox["richpanel"].state()["tickets"]) == 1  # opened on the 21st try, never dead-lettered
+    assert flow.sqs.receive_message(QueueUrl=flow.queue_url("RichpanelDLQ")).get("Messages") is None
+    assert flow.claim_view("c-429")["ticket"]["id"]
 
 
 def test_a_missing_customer_is_fetched_from_the_order_protection_api(flow, sandbox):
@@ -299,6 +307,20 @@ def test_protection_changes_apply_last_writer_wins(flow):
     order = table_store().get(f"STORE#{flow.store_id}#ORDER#o-p", "ORDER")
     assert order["protection_state"] == "UNPROTECTED"
     assert order["protection_changed_at"] == "2026-11-20T12:00:00Z"
+
+
+def test_protection_times_are_compared_as_times_not_strings(flow):
+    from claimbridge.runtime import table_store
+
+    # "…12:00:00Z" sorts after "…12:00:00.500Z" as text; and 13:00+02:00 is 11:00Z, before 12:00Z
+    flow.webhook("protection.removed", {"order_id": "o-t"}, event_id="t1", created_at="2026-11-20T12:00:00.500Z")
+    flow.webhook("protection.added", {"order_id": "o-t"}, event_id="t2", created_at="2026-11-20T12:00:00Z")
+    flow.webhook("protection.added", {"order_id": "o-t"}, event_id="t3", created_at="2026-11-20T13:00:00+02:00")
+    flow.work()
+
+    order = table_store().get(f"STORE#{flow.store_id}#ORDER#o-t", "ORDER")
+    assert order["protection_state"] == "UNPROTECTED"
+    assert order["protection_changed_at"] == "2026-11-20T12:00:00.500Z"
 
 
 def test_an_event_whose_body_does_not_fit_its_topic_is_refused_and_not_retried(flow, sandbox):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -22,7 +24,7 @@ def test_a_new_event_is_recorded_enqueued_once_and_answered_202(flow):
 
     assert answer.status == 202
     assert answer.json() == {"status": "accepted", "event_id": "evt-1"}
-    assert flow.event_record("evt-1")["state"] == "PENDING"
+    assert flow.event_record("evt-1")["state"] == "ENQUEUED"
     (message,) = flow.receive("RichpanelWorkerFunction")
     assert message["MessageAttributes"]["topic"]["StringValue"] == "claim.created"
     assert json.loads(message["Body"])["body"]["claim_id"] == "c1"
@@ -155,8 +157,8 @@ def test_a_failed_send_releases_the_event_so_the_senders_retry_is_enqueued_not_d
     assert flow.messages("RichpanelQueue") == 1
 
 
-def test_a_pending_event_whose_lease_ran_out_is_accepted_again(flow):
-    # given an event recorded but never enqueued (the function died between the write and the send)
+def test_a_pending_event_is_never_a_duplicate_its_retry_gets_503_then_enqueues_after_the_lease(flow):
+    # given an event recorded but never enqueued (the send timed out, or the function died between write and send)
     clock = [1_800_000_000.0]
     receiver = WebhookReceiver(
         store=table_store(), sqs=flow.sqs, queue_url=flow.queue_url("RichpanelQueue"), clock=lambda: clock[0]
@@ -168,16 +170,58 @@ def test_a_pending_event_whose_lease_ran_out_is_accepted_again(flow):
             "SK": "EVENT",
             "state": "PENDING",
             "lease": "dead",
-            "lease_until": int(clock[0]) + 900,
+            "lease_until": int(clock[0]) + 10,
         }
     )
 
     within = receiver.receive(flow.store_id, WEBHOOK_SECRET, raw)
-    clock[0] += 901
+    sent_within = flow.messages("RichpanelQueue")
+    clock[0] += 11
     after = receiver.receive(flow.store_id, WEBHOOK_SECRET, raw)
+    again = receiver.receive(flow.store_id, WEBHOOK_SECRET, raw)
 
-    assert within.body["status"] == "duplicate"
-    assert after.body["status"] == "accepted"
+    assert within.status == 503 and within.headers["Retry-After"] == "10"  # retryable: the sender comes back
+    assert sent_within == 0
+    assert after.status == 202 and after.body["status"] == "accepted"
+    assert flow.event_record("evt-lease")["state"] == "ENQUEUED"
+    assert again.status == 202 and again.body["status"] == "duplicate"
+    assert flow.messages("RichpanelQueue") == 1
+
+
+class SlowSendSqs:
+    """Holds the send until told: a delivery caught between its write and its send."""
+
+    def __init__(self, sqs, release) -> None:
+        self._sqs = sqs
+        self._release = release
+
+    def send_message(self, **kwargs):
+        self._release.wait(5)
+        return self._sqs.send_message(**kwargs)
+
+
+def test_a_duplicate_arriving_while_the_first_delivery_sends_waits_for_it_and_is_a_202(flow):
+
+    release = threading.Event()
+    slow = WebhookReceiver(
+        store=table_store(), sqs=SlowSendSqs(flow.sqs, release), queue_url=flow.queue_url("RichpanelQueue")
+    )
+    raw = json.dumps({"id": "evt-race", "topic": "claim.created", "body": claim_created("c1")})
+    answers: dict[str, object] = {}
+    first = threading.Thread(
+        target=lambda: answers.setdefault("first", slow.receive(flow.store_id, WEBHOOK_SECRET, raw))
+    )
+    first.start()
+    # when the first delivery has written its record and is still sending
+    deadline = time.monotonic() + 5
+    while flow.event_record("evt-race") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threading.Timer(0.3, release.set).start()
+    second = flow.webhook("claim.created", claim_created("c1"), event_id="evt-race")
+    first.join()
+
+    assert answers["first"].status == 202  # type: ignore[attr-defined]
+    assert second.status == 202 and second.json()["status"] == "duplicate"
     assert flow.messages("RichpanelQueue") == 1
 
 

@@ -11,6 +11,7 @@ from claimbridge.clients.http import (
     CallRecord,
     HttpClient,
     IntegrationConnectionError,
+    IntegrationDisconnectedError,
     IntegrationResponseError,
     IntegrationTimeoutError,
     NotFoundError,
@@ -128,11 +129,41 @@ def test_a_read_timeout_may_have_been_sent_a_connect_timeout_was_not():
     assert before_send.value.sent is False
 
 
-def test_a_refused_connection_is_a_connection_error():
-    client = Client(base_url="http://acme.test", session=FakeSession(requests.ConnectionError()))
+def test_a_refused_connection_was_never_sent_and_a_reset_after_sending_may_have_been_applied():
+    from http.client import RemoteDisconnected
 
-    with pytest.raises(IntegrationConnectionError):
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+    refused = requests.ConnectionError(MaxRetryError(None, "/things/1", NewConnectionError(None, "refused")))  # type: ignore[arg-type]
+    reset = requests.ConnectionError(ProtocolError("Connection aborted.", RemoteDisconnected("closed")))
+    client = Client(base_url="http://acme.test", session=FakeSession(refused, reset, requests.ConnectionError()))
+
+    with pytest.raises(IntegrationConnectionError) as before_send:
         client.thing()
+    with pytest.raises(IntegrationDisconnectedError) as after_send:
+        client.thing()
+    with pytest.raises(IntegrationDisconnectedError) as unexplained:
+        client.thing()
+
+    assert before_send.value.may_have_applied is False
+    assert after_send.value.may_have_applied is True
+    assert unexplained.value.may_have_applied is True  # a cause we cannot read is treated as sent
+
+
+@pytest.mark.parametrize(
+    ("error", "applied"),
+    [
+        (RateLimitError("x", retry_after=1, status=429), False),
+        (BadRequestError("x", status=422), False),
+        (AuthError("x", status=401), False),
+        (ServerError("x", status=503), True),
+        (IntegrationTimeoutError("x", sent=True), True),
+        (IntegrationTimeoutError("x", sent=False), False),
+        (IntegrationResponseError("x", status=200), True),
+    ],
+)
+def test_each_failure_says_whether_the_partner_may_have_applied_the_call(error, applied):
+    assert error.may_have_applied is applied
 
 
 def test_a_200_without_the_id_we_need_is_a_failure_not_a_success():

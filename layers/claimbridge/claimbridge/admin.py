@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -12,10 +13,11 @@ from pydantic import SecretStr, ValidationError
 
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
-from claimbridge.credits import new_ledger_row
+from claimbridge.credits import new_row
 from claimbridge.crypto import SecretBox, mask_secret, secret_digest
 from claimbridge.directory import StoreDirectory
 from claimbridge.errors import ResourceNotFoundError, UnavailableError, invalid, problems_from_validation
+from claimbridge.ledger import Ledger
 from claimbridge.models.credits import BonusCreditIn, CreditJob, reason_slug
 from claimbridge.models.settings import (
     INTEGRATIONS,
@@ -24,8 +26,9 @@ from claimbridge.models.settings import (
     RichpanelSettings,
     StoreProfileIn,
 )
+from claimbridge.money import MoneyError, parse_amount, wire_text
 from claimbridge.observability import logger
-from claimbridge.store import ConditionFailedError, Store, now_iso
+from claimbridge.store import Store, now_iso
 from claimbridge.widget import MAX_SKEW_S, signed_query, widget_url
 
 STORE_SECRETS_PURPOSE = "store"
@@ -59,6 +62,7 @@ class AdminService:
         self._richpanel = richpanel
         self._enqueue_credit = enqueue_credit
         self._directory = directory or StoreDirectory(store=store, secret_box=secret_box)
+        self._ledger = Ledger(store)
 
     # -- store profile -------------------------------------------------------------------------------------------
 
@@ -219,41 +223,51 @@ class AdminService:
         info = self._directory.store(store_id)
         if info is None:
             raise ResourceNotFoundError(f"store {store_id} not found")
-        job = CreditJob(
-            store_id=store_id,
-            pk=f"STORE#{store_id}#BONUS#{bonus.order_number}",
-            sk=f"LEDGER#bonus#{reason_slug(bonus.reason)}",
+        currency = bonus.currency or info.profile.get("currency", "USD")
+        try:
+            amount = parse_amount(bonus.amount, currency)
+        except MoneyError as error:
+            raise invalid("amount", str(error)) from None
+        pk, sk = f"STORE#{store_id}#BONUS#{bonus.order_number}", f"LEDGER#bonus#{reason_slug(bonus.reason)}"
+        asked = new_row(
+            info,
+            pk=pk,
+            sk=sk,
             kind="bonus_credit",
+            amount=amount,
+            currency=currency,
             order_id=bonus.order_id,
             order_number=bonus.order_number,
-            amount=bonus.amount,
-            currency=bonus.currency or info.profile.get("currency", "USD"),
-            customer=bonus.customer,
+            customer_email=bonus.customer.email,
+            customer_name=bonus.customer.name or None,
+            customer_id=bonus.customer.id,
             reason=bonus.reason,
         )
-        row = new_ledger_row(info, job) | {"state": "QUEUED"}
-        try:
-            self._store.put(row, condition="attribute_not_exists(PK)")
-        except ConditionFailedError:
-            existing = self._store.get(job.pk, job.sk) or {}
-            if Decimal(str(existing.get("amount"))) != job.amount:
-                raise invalid(
-                    "amount",
-                    f"a bonus for order {bonus.order_number} and reason {bonus.reason!r} "
-                    f"exists with amount {existing.get('amount')}; nothing was queued",
-                ) from None
-            return public_ledger_row(existing), False
+        row, created = self._ledger.create(asked)
+        if not created and Decimal(str(row["amount"])) != amount:
+            raise invalid(
+                "amount",
+                f"a bonus for order {bonus.order_number} and reason {bonus.reason!r} "
+                f"exists with amount {row['amount']}; nothing was queued",
+            )
         if self._enqueue_credit is None:
             raise UnavailableError("credits cannot be queued here")
+        if row["state"] != "QUEUED":
+            return public_ledger_row(row), False
         try:
-            self._enqueue_credit(job)
+            self._enqueue_credit(CreditJob(store_id=store_id, pk=pk, sk=sk))
         except Exception as error:  # the row must not block the caller's retry
-            self._store.delete(
-                job.pk, job.sk, condition="#state = :queued", names={"#state": "state"}, values={":queued": "QUEUED"}
-            )
+            if created:
+                self._store.delete(
+                    pk,
+                    sk,
+                    condition="#state = :queued AND version = :one",
+                    names={"#state": "state"},
+                    values={":queued": "QUEUED", ":one": 1},
+                )
             raise UnavailableError("could not queue the credit; nothing was queued, retry") from error
-        logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"])
-        return public_ledger_row(row), True
+        logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"], is_new=created)
+        return public_ledger_row(row), created
 
     def widget_url(self, store_id: str, body: Any, base_url: str, now: float) -> dict[str, Any]:
         """A signed widget URL for one customer (valid for the widget's 300 s skew window)."""
@@ -337,8 +351,11 @@ def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[
 
 
 def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
-    """A ledger row as the API shows it: the card's code masked, never whole."""
-    row = {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "card_code", "lease_until")}
+    """A ledger row as the API shows it: the card's code masked, never whole; money in its currency's digits."""
+    hidden = ("PK", "SK", "GSI1PK", "GSI1SK", "card_code", "lease_until", "late_answer")
+    row = {k: v for k, v in item.items() if k not in hidden}
     if item.get("card_code"):
         row["card_code"] = mask_secret(str(item["card_code"]))
+    with contextlib.suppress(KeyError, ArithmeticError):
+        row["amount"] = wire_text(Decimal(str(item["amount"])), str(item["currency"]))
     return row

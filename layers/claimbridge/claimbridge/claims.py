@@ -1,4 +1,11 @@
-"""The claims flow: every Order Protection event recorded, one Richpanel ticket per claim, snoozed on approval.
+"""The claims flow: every Order Protection event recorded, one Richpanel ticket per claim, snoozed on approval, and
+one ledger row per store-credit resolution.
+
+A claim is a state machine: an event moves its state (and its resolutions) only when it is newer than the event that
+set them, by the event's own time (parsed) and, for equal times, by the state's rank; a stale event is recorded on the
+timeline and changes nothing. What the claim's *current* state asks for is then done, each step idempotent: credit rows
+created and enqueued, the ticket opened under a deterministic id (so an uncertain create is settled by reading it
+back, never by opening a second), the ticket snoozed. Duplicate, re-sent and out-of-order events therefore converge.
 
 Richpanel is the brand's read-mostly window (seeds/004): a ticket carries the customer, the order, the claim and a link
 back to the dashboard; no message body is ever posted to it. Item keys live in ``claimbridge.store``.
@@ -7,10 +14,11 @@ back to the dashboard; no message body is ever posted to it. Item keys live in `
 from __future__ import annotations
 
 import html
-import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +27,11 @@ from pydantic import ValidationError
 from claimbridge.clients.http import AuthError, BadRequestError, CallRecord, IntegrationError, NotFoundError
 from claimbridge.clients.order_protection import Order, OrderProtectionClient
 from claimbridge.clients.richpanel import RichpanelClient
+from claimbridge.credits import credit_slot, new_row
 from claimbridge.crypto import customer_key
 from claimbridge.directory import Integration, StoreDirectory, StoreInfo
-from claimbridge.jobs import JobDeferredError
-from claimbridge.models.credits import CreditCustomer, CreditJob
+from claimbridge.ledger import Ledger, State
+from claimbridge.models.credits import CreditJob
 from claimbridge.models.webhooks import (
     CLAIM_TYPES,
     ClaimCreated,
@@ -37,17 +46,24 @@ from claimbridge.observability import logger, metrics
 from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, now_iso
 
 SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
-TICKET_LOCK_S = 90
+STORE_CREDIT_TYPES = frozenset({"STORE_CREDIT", "GIFT_CARD"})
+# For two events of the same time, the later stage of a claim's life wins.
+STATE_RANK = {"NEW": 0, "OPEN": 1, "DENIED": 2, "APPROVED": 3, "RESOLVED": 4}
+PROTECTION_RANK = {"protection.added": 1, "protection.removed": 2}
+TICKET_NAMESPACE = uuid.UUID("5d0c6c1e-52f1-4f0b-8d0e-7a1b3c9e2f40")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class EventJob:
-    """One webhook event as the queue carries it: routing from the message attributes, the envelope as sent."""
+    """One webhook event as the queue carries it: routing from the message attributes, the envelope as sent, and
+    when the receiver enqueued it (the event's time when its envelope has none)."""
 
     store_id: str
     event_id: str
     topic: str
     raw: str
+    sent_at_us: int | None = None
 
 
 class InvalidEventError(Exception):
@@ -57,6 +73,28 @@ class InvalidEventError(Exception):
 RichpanelFactory = Callable[[str, Callable[[CallRecord], None]], RichpanelClient]
 OrderProtectionFactory = Callable[[str, Callable[[CallRecord], None]], OrderProtectionClient]
 CreditEnqueuer = Callable[[list[CreditJob]], None]
+
+
+def event_time_us(value: Any) -> int | None:
+    """An ISO 8601 time (``Z``, offsets, fractions) as microseconds since the epoch; None when absent or malformed."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - EPOCH) // timedelta(microseconds=1)
+
+
+def _iso_us(at_us: int) -> str:
+    return (EPOCH + timedelta(microseconds=at_us)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def ticket_id_for(store_id: str, claim_id: str) -> str:
+    """The claim's ticket id, the same on every attempt: a create that may have happened is read back by it."""
+    return str(uuid.uuid5(TICKET_NAMESPACE, f"{store_id}/{claim_id}"))
 
 
 class ClaimsService:
@@ -72,6 +110,7 @@ class ClaimsService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._ledger = Ledger(store, clock=clock)
         self._directory = directory
         self._richpanel = richpanel
         self._order_protection = order_protection
@@ -88,6 +127,7 @@ class ClaimsService:
             return
         try:
             envelope = Envelope.model_validate_json(job.raw)
+            at = event_time_us(envelope.created_at) or job.sent_at_us or int(self._clock() * 1_000_000)
             handler = {
                 "claim.created": self._on_claim_created,
                 "claim.approved": self._on_resolution,
@@ -98,7 +138,7 @@ class ClaimsService:
                 "protection.added": self._on_protection,
                 "protection.removed": self._on_protection,
             }[job.topic]
-            handler(info, job, envelope)
+            handler(info, job, envelope, at)
         except (ValidationError, InvalidEventError) as error:
             logger.error(
                 "event refused: its body does not fit its topic",
@@ -112,7 +152,7 @@ class ClaimsService:
 
     # -- topics --------------------------------------------------------------------------------------------------
 
-    def _on_claim_created(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+    def _on_claim_created(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         event = ClaimCreated.model_validate(envelope.body)
         customer, order = event.customer, event.order
         if customer is None or not customer.email or order is None:
@@ -120,99 +160,80 @@ class ClaimsService:
             if fetched is not None:
                 customer = _merge_customer(customer, fetched.customer)
                 order = order or fetched
-        claim = self._record_claim(
-            info,
-            event.claim_id,
-            {
-                "order_id": event.order_id,
-                "source_order_id": event.source_order_id,
-                "order_number": event.order_number or (order.number if order else None),
-                "claim_type": event.claim_type,
-                "claim_state": event.claim_state,
-                "description": event.claim_description,
-                "items": [item.model_dump(mode="json") for item in event.items],
-                "order_total": order.total if order else None,
-                "order_currency": order.currency if order else None,
-                "order_items": [item.model_dump(mode="json") for item in order.items] if order else None,
-                "created_at": event.created_at or envelope.created_at or now_iso(),
-            },
-            customer,
-            # An approval handled before this event already moved the claim on: its state stands.
-            keep=frozenset({"claim_state"}),
-        )
+        facts = {
+            "order_id": event.order_id,
+            "source_order_id": event.source_order_id,
+            "order_number": event.order_number or (order.number if order else None),
+            "claim_type": event.claim_type,
+            "description": event.claim_description,
+            "items": [item.model_dump(mode="json") for item in event.items],
+            "order_total": order.total if order else None,
+            "order_currency": order.currency if order else None,
+            "order_items": [item.model_dump(mode="json") for item in order.items] if order else None,
+            "created_at": event.created_at or envelope.created_at or now_iso(),
+        }
+        claim = self._record(info, job, event.claim_id, facts, customer, state=event.claim_state, at=at)
         if order is not None:
             self._record_order(info, event.order_id, order, customer)
-        self._timeline(info.store_id, event.claim_id, note=f"claim created ({event.claim_type}, {event.claim_state})")
-        ticket_id = self._ensure_ticket(info, claim)
-        if ticket_id is not None and claim.get("claim_state") in SNOOZE_STATES and not claim.get("ticket_snoozed_at"):
-            self._snooze(info, claim, ticket_id)
+        self._effects(info, claim)
 
-    def _on_resolution(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+    def _on_resolution(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         event = ClaimResolution.model_validate(envelope.body)
         state = (
             event.claim_state
             or {"claim.approved": "APPROVED", "claim.resolved": "RESOLVED", "claim.denied": "DENIED"}.get(job.topic, "")
         ).upper()
-        fields: dict[str, Any] = {
+        facts = {
             "order_id": event.order_id,
             "source_order_id": event.source_order_id,
             "order_number": event.order_number,
         }
-        if state:
-            fields["claim_state"] = state
-        if event.resolutions:
-            fields["resolutions"] = [r.model_dump(mode="json") for r in event.resolutions]
-        claim = self._record_claim(info, event.claim_id, fields, event.customer)
-        kinds = ", ".join(r.type for r in event.resolutions) or "no resolution"
-        self._timeline(info.store_id, event.claim_id, note=f"{job.topic}: {state or 'state unchanged'} ({kinds})")
-        if state not in SNOOZE_STATES:
-            return
-        if not claim.get("customer_email"):
-            fetched = self._fetch_order(info, event.claim_id, event.order_id)
+        ordered = {"resolutions": [r.model_dump(mode="json") for r in event.resolutions]} if event.resolutions else {}
+        claim = self._record(info, job, event.claim_id, facts, event.customer, state=state, at=at, ordered=ordered)
+        if claim.get("claim_state") in SNOOZE_STATES and not claim.get("customer_email"):
+            fetched = self._fetch_order(info, event.claim_id, claim.get("order_id"))
             if fetched is not None:
-                claim = self._record_claim(info, event.claim_id, {"order_number": fetched.number}, fetched.customer)
+                claim = self._record(info, job, event.claim_id, {"order_number": fetched.number}, fetched.customer)
                 self._record_order(info, claim.get("order_id") or "", fetched, fetched.customer)
-        jobs = credit_jobs(info, claim, event)
-        if jobs and self._enqueue_credits is not None:
-            # Enqueued before any Richpanel call, so a Richpanel outage never delays money.
-            self._enqueue_credits(jobs)
-            self._timeline(info.store_id, event.claim_id, note=f"{len(jobs)} store credit job(s) enqueued")
-        ticket_id = self._ensure_ticket(info, claim)
-        if ticket_id is not None:
-            self._snooze(info, claim, ticket_id)
+        self._effects(info, claim)
 
-    def _on_message(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+    def _on_message(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         # Recorded on the timeline only: on Richpanel's email channel a posted message e-mails the customer (seeds/004).
         event = MessageCreated.model_validate(envelope.body)
         self._timeline(info.store_id, event.claim_id, note="message.created (kept here; not forwarded to Richpanel)")
 
-    def _on_protection(self, info: StoreInfo, job: EventJob, envelope: Envelope) -> None:
+    def _on_protection(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         event = ProtectionChanged.model_validate(envelope.body)
         state = "PROTECTED" if job.topic == "protection.added" else "UNPROTECTED"
-        changed_at = envelope.created_at or now_iso()
         applied = self._store.set_protection(
             info.store_id,
             event.order_id,
             state=state,
-            changed_at=changed_at,
+            changed_at=envelope.created_at or _iso_us(at),
+            at_us=at,
+            rank=PROTECTION_RANK[job.topic],
             amount=event.amount,
             currency=event.currency,
             source_order_id=event.source_order_id,
         )
         logger.info("protection state", store_id=info.store_id, order_id=event.order_id, state=state, applied=applied)
 
-    # -- records -------------------------------------------------------------------------------------------------
+    # -- the claim's state, then what it asks for ---------------------------------------------------------------------
 
-    def _record_claim(
+    def _record(
         self,
         info: StoreInfo,
+        job: EventJob,
         claim_id: str,
-        fields: dict[str, Any],
+        facts: dict[str, Any],
         customer: Customer | None,
         *,
-        keep: frozenset[str] = frozenset(),
+        state: str = "",
+        at: int = 0,
+        ordered: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        values = {key: value for key, value in fields.items() if value not in (None, "", [])}
+        """Record the event's facts; move the claim's state (and resolutions) only if the event is the newest."""
+        values = {key: value for key, value in facts.items() if value not in (None, "", [])}
         if customer is not None and customer.email:
             values.update(
                 {
@@ -223,7 +244,75 @@ class ClaimsService:
                     "GSI1PK": customer_pk(info.store_id, customer_key(info.customer_hash_key, customer.email)),
                 }
             )
-        return self._store.upsert_claim(info.store_id, claim_id, values, keep=keep)
+        if not state:
+            return self._store.upsert_claim(info.store_id, claim_id, values)
+        moved = values | (ordered or {}) | {"claim_state": state, "state_event": f"{job.topic} {job.event_id}"}
+        kinds = ", ".join(r["type"] for r in (ordered or {}).get("resolutions", [])) or "no resolution"
+        try:
+            claim = self._store.upsert_claim(info.store_id, claim_id, moved, newer_than=(at, STATE_RANK.get(state, 1)))
+        except ConditionFailedError:
+            claim = self._store.upsert_claim(info.store_id, claim_id, values)
+            self._timeline(
+                info.store_id,
+                claim_id,
+                note=f"{job.topic} ({state}, {kinds}) of {_iso_us(at)} is older than the claim's state "
+                f"{claim.get('claim_state')} of {_iso_us(int(claim.get('state_at_us', 0)))}: recorded, changed nothing",
+            )
+            metrics.add_metric(name="StaleEvent", unit="Count", value=1)
+            return claim
+        self._timeline(info.store_id, claim_id, note=f"{job.topic}: {state} ({kinds})")
+        return claim
+
+    def _effects(self, info: StoreInfo, claim: dict[str, Any]) -> None:
+        """What the claim's current state asks for, each step idempotent. Credits first: a Richpanel outage never
+        delays money."""
+        approved = claim.get("claim_state") in SNOOZE_STATES
+        if approved:
+            self._ensure_credits(info, claim)
+        ticket_id = self._ensure_ticket(info, claim)
+        # Snoozed once for each event that moved the claim into APPROVED or RESOLVED (a duplicate moves nothing).
+        if ticket_id is not None and approved and claim.get("ticket_snoozed_for") != claim.get("state_event"):
+            self._snooze(info, claim, ticket_id)
+
+    def _ensure_credits(self, info: StoreInfo, claim: dict[str, Any]) -> None:
+        """One ledger row per store-credit resolution, keyed by the claim and the resolution (never its position);
+        every row still QUEUED is enqueued (again): the ledger makes a second job harmless."""
+        claim_id = claim["claim_id"]
+        jobs: list[CreditJob] = []
+        for resolution in claim.get("resolutions") or []:
+            if str(resolution.get("type", "")).upper() not in STORE_CREDIT_TYPES:
+                continue
+            details = resolution.get("details") or {}
+            pk, sk = claim_pk(info.store_id, claim_id), f"LEDGER#{credit_slot(resolution)}#claim_credit"
+            asked = new_row(
+                info,
+                pk=pk,
+                sk=sk,
+                kind="claim_credit",
+                amount=details.get("total_refund_amount") or 0,
+                currency=details.get("currency") or "",
+                claim_id=claim_id,
+                order_id=claim.get("order_id"),
+                order_number=claim.get("order_number"),
+                customer_email=claim.get("customer_email"),
+                customer_name=claim.get("customer_name"),
+                customer_id=claim.get("customer_id"),
+            )
+            row, created = self._ledger.create(asked)
+            if created:
+                self._timeline(
+                    info.store_id,
+                    claim_id,
+                    note=f"store credit {row['amount']} {row['currency']} queued as {row['ledger_id']}",
+                )
+            elif Decimal(str(row["amount"])) != asked["amount"]:
+                self._ledger.note_conflict(
+                    row, f"a later event asked for {asked['amount']} {asked['currency']}; the row keeps {row['amount']}"
+                )
+            if row["state"] == State.QUEUED:
+                jobs.append(CreditJob(store_id=info.store_id, pk=pk, sk=sk))
+        if jobs and self._enqueue_credits is not None:
+            self._enqueue_credits(jobs)
 
     def _record_order(self, info: StoreInfo, order_id: str, order: OrderSummary, customer: Customer | None) -> None:
         if not order_id:
@@ -287,7 +376,8 @@ class ClaimsService:
         return integration, self._richpanel(integration.secrets["api_key"], self._observer(info.store_id, claim_id))
 
     def _ensure_ticket(self, info: StoreInfo, claim: dict[str, Any]) -> str | None:
-        """The claim's one ticket: opened here unless it exists. A claim lock keeps concurrent jobs to one ticket."""
+        """The claim's one ticket, opened under its deterministic id unless the claim names it already. A create whose
+        outcome is unknown is settled by reading that id back, never by a create under another id."""
         claim_id = claim["claim_id"]
         if claim.get("ticket_id"):
             return str(claim["ticket_id"])
@@ -298,33 +388,34 @@ class ClaimsService:
         if found is None:
             return None
         integration, client = found
-        lock = secrets.token_hex(8)
+        wanted = ticket_id_for(info.store_id, claim_id)
         try:
-            self._store.lock_ticket(
-                info.store_id, claim_id, lock=lock, until=int(self._clock()) + TICKET_LOCK_S, now=int(self._clock())
-            )
-        except ConditionFailedError:
-            current = self._store.get_claim(info.store_id, claim_id) or {}
-            if current.get("ticket_id"):
-                return str(current["ticket_id"])
-            raise JobDeferredError(5, "another job is opening this claim's ticket") from None
-        try:
-            ticket_id = client.create_ticket(
-                ticket_for(claim, integration.settings, self._dashboard.format(claim_id=claim_id))
-            )
+            if claim.get("ticket_uncertain_at") and client.ticket_exists(wanted):
+                ticket_id = wanted
+            else:
+                ticket_id = client.create_ticket(
+                    ticket_for(claim, integration.settings, self._dashboard.format(claim_id=claim_id)),
+                    ticket_id=wanted,
+                )
         except AuthError:
-            self._store.unlock_ticket(info.store_id, claim_id, lock=lock)
             self._directory.mark_invalid(info.store_id, "richpanel", "Richpanel refused the API key (401/403)")
             metrics.add_metric(name="RichpanelAuthFailed", unit="Count", value=1)
             return None
         except BadRequestError as error:
-            self._store.unlock_ticket(info.store_id, claim_id, lock=lock)
-            self._timeline(info.store_id, claim_id, note=f"Richpanel refused the ticket: {error.body[:200]}")
-            return None
-        except IntegrationError:
-            self._store.unlock_ticket(info.store_id, claim_id, lock=lock)
+            if not client.ticket_exists(wanted):
+                self._timeline(info.store_id, claim_id, note=f"Richpanel refused the ticket: {error.body[:200]}")
+                return None
+            ticket_id = wanted
+        except IntegrationError as error:
+            if error.may_have_applied:  # the next attempt reads the id back before creating
+                self._store.upsert_claim(info.store_id, claim_id, {"ticket_uncertain_at": now_iso()})
             raise
-        self._store.set_ticket(info.store_id, claim_id, ticket_id=ticket_id, lock=lock)
+        try:
+            self._store.set_ticket(info.store_id, claim_id, ticket_id=ticket_id)
+        except ConditionFailedError:
+            recorded = (self._store.get_claim(info.store_id, claim_id) or {}).get("ticket_id")
+            logger.error("claim names another ticket", claim_id=claim_id, recorded=recorded, opened=ticket_id)
+            return str(recorded)
         metrics.add_metric(name="TicketOpened", unit="Count", value=1)
         logger.info("ticket opened", store_id=info.store_id, claim_id=claim_id, ticket_id=ticket_id)
         return ticket_id
@@ -344,43 +435,17 @@ class ClaimsService:
         except (BadRequestError, NotFoundError) as error:
             self._timeline(info.store_id, claim_id, note=f"Richpanel refused the snooze: HTTP {error.status}")
             return
-        self._store.upsert_claim(info.store_id, claim_id, {"ticket_snoozed_at": now_iso()})
-        metrics.add_metric(name="TicketSnoozed", unit="Count", value=1)
-
-
-def credit_jobs(info: StoreInfo, claim: dict[str, Any], event: ClaimResolution) -> list[CreditJob]:
-    """One credit per store-credit resolution, keyed (store, claim, resolution index, purpose)."""
-    jobs = []
-    for index, resolution in enumerate(event.resolutions):
-        if not resolution.is_store_credit:
-            continue
-        details = resolution.details
-        jobs.append(
-            CreditJob(
-                store_id=info.store_id,
-                pk=claim_pk(info.store_id, claim["claim_id"]),
-                sk=f"LEDGER#{index}#claim_credit",
-                kind="claim_resolution",
-                claim_id=claim["claim_id"],
-                order_id=claim.get("order_id"),
-                order_number=claim.get("order_number"),
-                amount=details.total_refund_amount if details.total_refund_amount is not None else Decimal(0),
-                currency=(details.currency or info.profile.get("currency") or "USD").upper(),
-                customer=CreditCustomer(
-                    email=claim.get("customer_email"),
-                    name=claim.get("customer_name") or "",
-                    id=claim.get("customer_id"),
-                ),
-            )
+        self._store.upsert_claim(
+            info.store_id, claim_id, {"ticket_snoozed_at": now_iso(), "ticket_snoozed_for": claim.get("state_event")}
         )
-    return jobs
+        metrics.add_metric(name="TicketSnoozed", unit="Count", value=1)
 
 
 def ticket_for(claim: dict[str, Any], settings: dict[str, Any], claim_url: str) -> dict[str, Any]:
     """The Richpanel ticket of a claim (shared/CONTRACTS.md "Richpanel"): everything escaped, the link clickable."""
     claim_id = claim["claim_id"]
     kind = CLAIM_TYPES.get(str(claim.get("claim_type", "")).upper(), str(claim.get("claim_type", "Claim")))
-    order_number = claim.get("order_number") or claim.get("order_id") or "unknown"
+    order_number = str(claim.get("order_number") or claim.get("order_id") or "unknown").lstrip("#")
     lines = [
         f"<p><b>Order Protection claim #{_e(claim_id)}</b>: {_e(kind)}, "
         f"status {_e(claim.get('claim_state', 'NEW'))}</p>",

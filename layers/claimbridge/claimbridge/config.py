@@ -32,7 +32,11 @@ class Settings:
     richpanel_queue_url: str | None = _variable("RICHPANEL_QUEUE_URL")
     credit_queue_url: str | None = _variable("CREDIT_QUEUE_URL")
     order_protection_queue_url: str | None = _variable("ORDER_PROTECTION_QUEUE_URL")
+    richpanel_dlq_url: str | None = _variable("RICHPANEL_DLQ_URL")
+    credit_dlq_url: str | None = _variable("CREDIT_DLQ_URL")
+    order_protection_dlq_url: str | None = _variable("ORDER_PROTECTION_DLQ_URL")
     job_max_receives: str = _variable("JOB_MAX_RECEIVES", "8")
+    credit_customer_wait_s: str = _variable("CREDIT_CUSTOMER_WAIT_S", "86400")
     dashboard_claim_url_template: str = _variable("DASHBOARD_CLAIM_URL_TEMPLATE", DEFAULT_DASHBOARD_CLAIM_URL_TEMPLATE)
     widget_frame_ancestors: str = _variable(
         "WIDGET_FRAME_ANCESTORS", "https://app.richpanel.com https://*.richpanel.com"
@@ -62,8 +66,12 @@ class Settings:
         template = values.get("dashboard_claim_url_template")
         if template is not None and "{claim_id}" not in template:
             problems.append("DASHBOARD_CLAIM_URL_TEMPLATE: must contain {claim_id}")
-        if not values.get("job_max_receives", "8").isdigit():
-            problems.append("JOB_MAX_RECEIVES: must be a whole number")
+        for name, variable in (
+            ("job_max_receives", "JOB_MAX_RECEIVES"),
+            ("credit_customer_wait_s", "CREDIT_CUSTOMER_WAIT_S"),
+        ):
+            if name in values and not values[name].isdigit():
+                problems.append(f"{variable}: must be a whole number")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(**values)

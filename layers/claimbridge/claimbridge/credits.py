@@ -1,52 +1,47 @@
-"""Store credit, exactly once: every credit is a ledger row keyed by its business key, written PENDING before the
-partner call and settled after it (shared/DESIGN.md "Money is exactly once").
+"""Store credit, exactly once: a ledger row is taken, the provider is called, the row is settled.
 
-Happy path, per credit: one read of the row, the customer's loyalty card looked up, the row written PENDING (with what
-is about to happen: issue or top-up, and the card's balance before), the call, the row settled ISSUED. Two writes.
-
-When the outcome of a call is unknown (a read timeout, a 5xx, a crash between the call and the settle), the next attempt
-never sends again blindly: it looks the customer's card up and settles from what it finds, or holds the row for an
-operator when it cannot tell.
+``CreditService.handle`` reads the row a job names and moves it with ``claimbridge.ledger``'s table, from wherever it
+stands: an ISSUED row is reported, a live lease defers, an abandoned or unknown attempt is reconciled (settled only on
+evidence that names the credit, else held for an operator), a QUEUED row is checked, taken, paid and settled. The
+row, not the job, is the truth: jobs name a row and may come any number of times, in any order.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from claimbridge.clients.http import (
-    AuthError,
-    BadRequestError,
-    CallRecord,
-    IntegrationConnectionError,
-    IntegrationError,
-    IntegrationTimeoutError,
-    NotFoundError,
-    RateLimitError,
-)
-from claimbridge.clients.rise import GiftCard, RiseClient, StoreDomainNotFoundError
-from claimbridge.crypto import customer_key, mask_secret
+from claimbridge.clients.http import AuthError, CallRecord, IntegrationError
+from claimbridge.crypto import customer_key
 from claimbridge.directory import StoreDirectory, StoreInfo
 from claimbridge.jobs import JobDeferredError
+from claimbridge.ledger import FINAL, Ledger, LostRaceError, Outcome, State, ledger_id
 from claimbridge.models.credits import CreditJob
+from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
-from claimbridge.store import ConditionFailedError, Store, customer_pk, now_iso
+from claimbridge.providers import Applied, Credit, CreditProvider, ProviderFactory
+from claimbridge.store import Store, customer_pk
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-LEASE_S = 60  # longer than the worker's timeout: a live attempt is never taken over
+CLAIM_CREDIT_STATES = frozenset({"APPROVED", "RESOLVED"})
+UNKNOWN_PAUSE_S = 30  # look for evidence a little after an unknown outcome, not while the partner may still act
+DEFAULT_CUSTOMER_WAIT_S = 24 * 3600
 
-RiseFactory = Callable[[str, Callable[[CallRecord], None]], RiseClient]
 ReportEnqueuer = Callable[[dict[str, Any]], None]
 
 
-def ledger_entry_id(pk: str, sk: str) -> str:
-    """The public id of a ledger row: ``claim:<claim>:<resolution>:<purpose>`` or ``order:<order>:bonus:<reason>``."""
-    subject = pk.split("#", 2)[2]  # CLAIM#c1 or ORDER#1001
-    kind, _, subject_id = subject.partition("#")
-    return ":".join([kind.lower(), subject_id, *sk.removeprefix("LEDGER#").split("#")])
+@dataclass(frozen=True)
+class Stop:
+    """Why a QUEUED row does not go to the partner now: ``wait`` (it comes back) or ``hold`` (an operator decides)."""
+
+    outcome: Outcome
+    code: str
+    reason: str
 
 
 class CreditService:
@@ -55,484 +50,394 @@ class CreditService:
         *,
         store: Store,
         directory: StoreDirectory,
-        rise: RiseFactory,
+        providers: Mapping[str, ProviderFactory],
         enqueue_report: ReportEnqueuer,
+        customer_wait_s: float = DEFAULT_CUSTOMER_WAIT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._ledger = Ledger(store, clock=clock)
         self._directory = directory
-        self._rise = rise
+        self._providers = providers
         self._enqueue_report = enqueue_report
+        self._customer_wait_s = customer_wait_s
         self._clock = clock
 
-    # -- entry point ---------------------------------------------------------------------------------------------
-
     def handle(self, job: CreditJob) -> None:
-        info = self._directory.store(job.store_id)
-        if info is None:
-            logger.warning("credit for a store that no longer exists", store_id=job.store_id)
-            return
-        row = self._store.get(job.pk, job.sk)
-        if row is not None and (Decimal(str(row["amount"])) != job.amount or row["currency"] != job.currency):
-            self._refuse_conflict(job, row)
-            return
-        if row is not None and row["state"] != "QUEUED":
-            self._resume(info, job, row)
-            return
-        problem = self._guardrail(info, job)
-        if problem is not None:
-            self._settle_new(info, job, row, state="HELD", reason=problem)
-            return
-        calls: list[dict[str, Any]] = []
-        client = self._client(info, job, calls)
-        if client is None:
+        row = self._ledger.get(job.pk, job.sk)
+        if row is None:
+            logger.error("credit job names no ledger row; dropped", pk=job.pk, sk=job.sk)
             return
         try:
-            card = self._lookup(client, info, job)
-        except (AuthError, StoreDomainNotFoundError) as error:
-            self._settle_new(info, job, row, state="FAILED", reason=self._permanent_reason(job, info, error))
+            self._advance(row)
+        except LostRaceError:
+            raise JobDeferredError(2, "another worker moved this credit first") from None
+
+    # -- the machine, in the order a row moves ---------------------------------------------------------------------
+
+    def _advance(self, row: dict[str, Any]) -> None:
+        state = row["state"]
+        if state == State.ISSUED:
+            self._report(row)
             return
-        operation = "top_up" if card is not None else "issue"
-        pending = self._base_row(info, job) | {
-            "state": "PENDING",
-            "operation": operation,
-            "card_id": card.id if card else None,
-            "balance_before": card.balance if card else None,
-            "lease_until": int(self._clock()) + LEASE_S,
-            "attempts": 1,
-            "calls": calls,
-        }
-        try:
-            self._store.put(
-                pending,
-                condition="attribute_not_exists(PK) OR (#state = :queued AND amount = :amount)",
-                names={"#state": "state"},
-                values={":queued": "QUEUED", ":amount": job.amount},
+        if state in FINAL:
+            logger.info("credit already settled", ledger=row["ledger_id"], state=state)
+            return
+        if (left := self._ledger.lease_left(row)) > 0:
+            raise JobDeferredError(left + 1, "another worker holds this credit")
+        if state == State.PENDING:
+            row = self._ledger.move(
+                row,
+                Outcome.ABANDONED,
+                reason="the worker that took this credit stopped before settling it; the partner may have applied it",
             )
-        except ConditionFailedError:
-            raise JobDeferredError(2, "another delivery is making this credit") from None
-        self._perform(info, job, client, pending, calls)
+        if row["state"] == State.UNKNOWN:
+            row = self._reconcile(row)
+            if row["state"] != State.QUEUED:
+                return
+        self._pay(row)
 
-    # -- the call and its outcomes -------------------------------------------------------------------------------
+    def _pay(self, row: dict[str, Any]) -> None:
+        """QUEUED → (checks) → PENDING → the call → ISSUED, or the state the call's failure says."""
+        info = self._directory.store(row["store_id"])
+        stop, customer = self._check(row, info)
+        if stop is not None:
+            self._stop(row, stop)
+            return
+        assert info is not None
+        calls: list[dict[str, Any]] = list(row.get("calls") or [])
+        provider = self._provider(info, row, calls)
+        if isinstance(provider, Stop):
+            self._stop(row, provider)
+            return
+        credit = _credit(row | customer, info)
+        try:
+            plan = provider.plan(credit)  # a read: whatever fails here, nothing was paid
+        except IntegrationError as error:
+            self._refused_or_retry(row, error, calls, taken=False)
+            return
+        row = self._ledger.move(row, Outcome.TAKE, fields=customer | plan.fields, calls=calls)
+        try:
+            applied = provider.apply(_credit(row, info))
+        except IntegrationError as error:
+            self._refused_or_retry(row, error, calls, taken=True)
+            return
+        self._issued(row, Outcome.APPLIED, applied, calls)
 
-    def _perform(
-        self, info: StoreInfo, job: CreditJob, client: RiseClient, row: dict[str, Any], calls: list[dict[str, Any]]
+    def _refused_or_retry(
+        self, row: dict[str, Any], error: IntegrationError, calls: list[dict[str, Any]], *, taken: bool
     ) -> None:
-        shop = info.profile["shop_domain"]
-        try:
-            if row["operation"] == "top_up":
-                card = client.top_up(
-                    card_id=row["card_id"],
-                    shop_url=shop,
-                    amount=job.amount,
-                    order_id=job.order_id or job.order_number or "",
-                )
-            else:
-                card = client.issue_gift_card(
-                    shop_url=shop,
-                    balance=job.amount,
-                    note=_note(job),
-                    recipient=job.customer.name or job.customer.email or "",
-                    recipient_email=job.customer.email or "",
-                    subject=_subject(job),
-                    body=_email_body(job, info),
-                )
-        except (RateLimitError, IntegrationConnectionError) as error:
-            self._release(job, calls)  # not processed: the next attempt may send again
+        """A failed call moves the row by what the failure says about the partner's side; retries are the runner's."""
+        if taken and error.may_have_applied:
+            self._ledger.move(row, Outcome.UNCERTAIN, reason=f"{error}; the partner may have applied it", calls=calls)
+            metrics.add_metric(name="CreditOutcomeUnknown", unit="Count", value=1)
+            logger.warning("credit outcome unknown", ledger=row["ledger_id"], error=str(error))
+            raise JobDeferredError(UNKNOWN_PAUSE_S, "outcome unknown; looking for evidence after a pause") from error
+        if error.retryable:  # a 429, a refused connection, or a failed look-up: nothing was paid; again later
+            if taken:
+                self._ledger.move(row, Outcome.NOT_SENT, reason=f"{error}; not applied, will retry", calls=calls)
             raise error
-        except IntegrationTimeoutError as error:
-            if not error.sent:
-                self._release(job, calls)
-                raise
-            self._settle(job, state="UNKNOWN", reason="Rise did not answer in time; the card may exist", calls=calls)
-            metrics.add_metric(name="CreditOutcomeUnknown", unit="Count", value=1)
-            raise
-        except AuthError as error:
-            self._directory.mark_invalid(job.store_id, "rise", "Rise refused the Credit API token (API key not found)")
-            self._settle(
-                job, state="FAILED", reason=f"Rise refused the Credit API token (HTTP {error.status})", calls=calls
-            )
-            return
-        except StoreDomainNotFoundError:
-            self._settle(
-                job,
-                state="FAILED",
-                reason=f"Rise: Store domain not found ({shop}); check the store's shop_domain",
+        if isinstance(error, AuthError):
+            self._directory.mark_invalid(row["store_id"], row["provider"], f"{row['provider']} refused the credential")
+        body = str(getattr(error, "body", ""))[:200]
+        self._ledger.move(
+            row, Outcome.REFUSE, reason=f"{row['provider']} refused the credit: {error} {body}".strip(), calls=calls
+        )
+        metrics.add_metric(name="CreditFailed", unit="Count", value=1)
+
+    def _reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
+        """UNKNOWN: settle on evidence that names this credit, retry on proof it was not made, else hold it."""
+        info = self._directory.store(row["store_id"])
+        calls: list[dict[str, Any]] = list(row.get("calls") or [])
+        provider = self._provider(info, row, calls) if info is not None else Stop(Outcome.HOLD, "store", "no store")
+        if isinstance(provider, Stop):
+            return self._hold_unknown(row, calls, {"why_not_looked": provider.reason})
+        assert info is not None
+        row = self._ledger.move(row, Outcome.RECONCILE, calls=calls)
+        try:
+            evidence = provider.find(_credit(row, info))
+        except IntegrationError as error:
+            self._ledger.move(row, Outcome.RELEASE, calls=calls)
+            raise error
+        if evidence.applied is not None:
+            return self._issued(row, Outcome.FOUND, evidence.applied, calls, evidence=evidence.seen)
+        if evidence.conclusive:
+            return self._ledger.move(
+                row,
+                Outcome.ABSENT,
+                reason="the partner shows it was not made; will retry",
+                fields={"evidence": evidence.seen},
                 calls=calls,
             )
-            return
-        except (BadRequestError, NotFoundError) as error:
-            self._settle(
-                job,
-                state="FAILED",
-                reason=f"Rise refused the credit: HTTP {error.status} {error.body[:200]}",
-                calls=calls,
-            )
-            return
-        except IntegrationError:
-            # A 5xx or a 200 without a card: the card may exist. Look it up next time; never send blindly.
-            self._settle(job, state="UNKNOWN", reason="Rise failed mid-call; the card may exist", calls=calls)
-            metrics.add_metric(name="CreditOutcomeUnknown", unit="Count", value=1)
-            raise
-        self._issued(job, row, card, calls, reconciled=False)
+        return self._hold_unknown(row, calls, evidence.seen)
+
+    def _hold_unknown(self, row: dict[str, Any], calls: list[dict[str, Any]], seen: dict[str, Any]) -> dict[str, Any]:
+        evidence = {
+            "balance_before": row.get("balance_before"),
+            "operation": row.get("operation"),
+            "card_id": row.get("card_id"),
+            "taken_at": _last_step(row, "take"),
+            "unknown_since": _last_step(row, "uncertain") or _last_step(row, "abandoned"),
+            **seen,
+        }
+        reason = (
+            "the call may have reached the partner and nothing names this credit there; held for an operator: "
+            "check the partner (the evidence and calls are on this row), then settle it by hand"
+        )
+        held = self._ledger.move(
+            row,
+            Outcome.NO_EVIDENCE,
+            reason=reason,
+            fields={"hold_code": "outcome_unknown", "evidence": evidence},
+            calls=calls,
+        )
+        metrics.add_metric(name="CreditHeldForOperator", unit="Count", value=1)
+        logger.error("credit held for an operator", ledger=row["ledger_id"], reason=reason)
+        return held
 
     def _issued(
-        self, job: CreditJob, row: dict[str, Any], card: GiftCard, calls: list[dict[str, Any]], *, reconciled: bool
-    ) -> None:
-        top_up = row["operation"] == "top_up"
-        settled = self._settle(
-            job,
-            state="ISSUED",
-            reason=None,
-            calls=calls,
-            extra={
-                "card_id": card.id,
-                "card_code": card.code,
-                "card_balance": card.balance,
-                "card_initial_value": None if top_up else job.amount,
-                "card_expires_on": card.expires_on,
-                "card_type": "top_up" if top_up else job.kind,
-                "reconciled": reconciled or None,
-            },
-        )
-        metrics.add_metric(name="CreditIssued", unit="Count", value=1)
-        logger.info(
-            "credit issued",
-            store_id=job.store_id,
-            ledger=ledger_entry_id(job.pk, job.sk),
-            operation=row["operation"],
-            card=mask_secret(card.code or ""),
-            reconciled=reconciled,
-        )
-        self._report(job, settled)
-
-    def _report(self, job: CreditJob, row: dict[str, Any]) -> None:
-        if job.kind != "claim_resolution" or row.get("report_state") == "REPORTED":
-            return
-        self._enqueue_report({"store_id": job.store_id, "pk": job.pk, "sk": job.sk})
-
-    # -- resuming: a row that already exists ---------------------------------------------------------------------
-
-    def _resume(self, info: StoreInfo, job: CreditJob, row: dict[str, Any]) -> None:
-        state = row["state"]
-        if state == "ISSUED":
-            self._report(job, row)
-            return
-        if state in ("FAILED", "HELD"):
-            logger.info("credit already settled", ledger=ledger_entry_id(job.pk, job.sk), state=state)
-            return
-        now = self._clock()
-        if state == "PENDING" and int(row.get("lease_until", 0)) > now:
-            raise JobDeferredError(int(row["lease_until"]) - now + 1, "another delivery is making this credit")
-        self._reconcile(info, job, row)
-
-    def _reconcile(self, info: StoreInfo, job: CreditJob, row: dict[str, Any]) -> None:
-        """The last attempt's outcome is unknown: find out from the customer's card before doing anything."""
-        ledger = ledger_entry_id(job.pk, job.sk)
-        calls: list[dict[str, Any]] = list(row.get("calls") or [])
-        if not job.customer.id:
-            self._hold_for_operator(
-                job,
-                calls,
-                "the last attempt's outcome is unknown and the customer has no "
-                "Shopify id to look the card up; held for an operator: check Rise, then settle this row by hand",
-            )
-            return
-        client = self._client(info, job, calls)
-        if client is None:
-            return
+        self,
+        row: dict[str, Any],
+        outcome: Outcome,
+        applied: Applied,
+        calls: list[dict[str, Any]],
+        *,
+        evidence: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        top_up = row.get("operation") == "top_up"
+        fields = {
+            "card_id": applied.card_id,
+            "card_code": applied.code,
+            "card_balance": applied.balance,
+            "card_initial_value": None if top_up else row["amount"],
+            "card_expires_on": applied.expires_on,
+            "card_type": "top_up" if top_up else row["kind"],
+            "reconciled": True if outcome == Outcome.FOUND else None,
+            "evidence": evidence,
+        }
         try:
-            card = self._lookup(client, info, job)
-        except (AuthError, StoreDomainNotFoundError) as error:
-            self._settle(job, state="FAILED", reason=self._permanent_reason(job, info, error), calls=calls)
-            return
-        amount = job.amount
-        before = Decimal(str(row["balance_before"])) if row.get("balance_before") is not None else None
-        if row["operation"] == "issue":
-            if card is None:
-                outcome = "not_applied"
-            elif card.balance == amount:
-                outcome = "applied"
-            else:
-                outcome = "unclear"
-        elif card is None or before is None:
-            outcome = "unclear"
-        elif card.balance == before:
-            outcome = "not_applied"
-        elif card.balance == before + amount:
-            outcome = "applied"
-        else:
-            outcome = "unclear"
-        logger.info("credit reconciled", ledger=ledger, outcome=outcome)
-        if outcome == "applied":
-            assert card is not None
-            self._issued(job, row, card, calls, reconciled=True)
-        elif outcome == "not_applied":
-            taken = self._settle(
-                job,
-                state="PENDING",
-                reason=None,
-                calls=calls,
-                extra={"lease_until": int(self._clock()) + LEASE_S, "attempts": int(row.get("attempts", 1)) + 1},
+            settled = self._ledger.move(row, outcome, reason="", fields=fields, calls=calls)
+        except LostRaceError:
+            settled = self._late_answer(row, fields, calls)
+        metrics.add_metric(name="CreditIssued", unit="Count", value=1)
+        logger.info("credit issued", ledger=row["ledger_id"], operation=row.get("operation"), outcome=outcome.value)
+        self._report(settled)
+        return settled
+
+    def _late_answer(self, row: dict[str, Any], fields: dict[str, Any], calls: list[dict[str, Any]]) -> dict[str, Any]:
+        """Our lease ran out mid-call and another worker moved the row; our answer is evidence that names it."""
+        current = self._ledger.get(row["PK"], row["SK"]) or row
+        if current["state"] == State.UNKNOWN:
+            return self._ledger.move(
+                current, Outcome.FOUND, reason="", fields=fields | {"reconciled": True}, calls=calls
             )
-            self._perform(info, job, client, taken, calls)
-        else:
-            self._hold_for_operator(
-                job,
-                calls,
-                "the last attempt's outcome is unknown and the customer's card does "
-                "not tell; held for an operator: check Rise, then settle this row by hand",
-            )
+        self._store.update(row["PK"], row["SK"], expression="SET late_answer = :answer", values={":answer": fields})
+        logger.error("a late partner answer was recorded on a settled credit", ledger=row["ledger_id"])
+        return current
 
-    def _permanent_reason(self, job: CreditJob, info: StoreInfo, error: IntegrationError) -> str:
-        if isinstance(error, AuthError):
-            self._directory.mark_invalid(job.store_id, "rise", "Rise refused the Credit API token (API key not found)")
-            return f"Rise refused the Credit API token (HTTP {error.status}: API key not found)"
-        return f"Rise: Store domain not found ({info.profile['shop_domain']}); check the store's shop_domain"
+    def _report(self, row: dict[str, Any]) -> None:
+        if row.get("kind") == "claim_credit" and row.get("report_state") != "REPORTED":
+            self._enqueue_report({"store_id": row["store_id"], "pk": row["PK"], "sk": row["SK"]})
 
-    # -- guardrails, conflicts, clients ---------------------------------------------------------------------------
+    # -- what a QUEUED row needs before it goes out ------------------------------------------------------------------
 
-    def _guardrail(self, info: StoreInfo, job: CreditJob) -> str | None:
+    def _check(self, row: dict[str, Any], info: StoreInfo | None) -> tuple[Stop | None, dict[str, Any]]:
+        """A reason not to call now (wait, or hold with a reason), and the customer's fields to record on the take."""
+        if info is None:
+            return Stop(Outcome.HOLD, "store", "the store no longer exists; no call made"), {}
+        customer: dict[str, Any] = {}
+        if row["kind"] == "claim_credit":
+            stop, customer = self._claim_check(row, info)
+            if stop is not None:
+                return stop, {}
+        email = customer.get("customer_email") or row.get("customer_email")
         profile = info.profile
-        if job.amount <= 0:
-            return f"amount must be positive, not {job.amount}"
-        if not job.customer.email or not EMAIL.match(job.customer.email):
-            return "the customer's email is missing or invalid"
-        if job.currency != profile.get("currency", "USD"):
-            return f"currency {job.currency} is not the store's ({profile.get('currency', 'USD')})"
+        currency = profile.get("currency", "USD")
+        try:
+            amount = parse_amount(row["amount"], row["currency"])
+        except MoneyError as error:
+            return Stop(Outcome.HOLD, "amount", f"{error}; no call made"), {}
         cap = profile.get("max_credit_amount")
-        if cap is not None and job.amount > Decimal(str(cap)):
-            return f"amount {job.amount} is over the store's per-credit cap of {Decimal(str(cap)):.2f}"
-        if profile.get("credit_provider", "rise") != "rise":
-            return f"credit provider {profile.get('credit_provider')} is not wired for credits yet; use rise"
-        return None
+        problem = (
+            ("amount", f"amount must be positive, not {amount}")
+            if amount <= 0
+            else ("email", "the customer's email is missing or invalid")
+            if not email or not EMAIL.match(email)
+            else ("currency", f"currency {row['currency']} is not the store's ({currency})")
+            if row["currency"] != currency
+            else ("cap", f"amount {amount} is over the store's per-credit cap of {Decimal(str(cap)):.2f}")
+            if cap is not None and amount > Decimal(str(cap))
+            else None
+        )
+        if problem is not None:
+            return Stop(Outcome.HOLD, problem[0], f"{problem[1]}; no call made"), {}
+        return None, customer
 
-    def _refuse_conflict(self, job: CreditJob, row: dict[str, Any]) -> None:
-        note = (
-            f"refused: same business key asked for {job.amount} {job.currency}, the row has {row['amount']} "
-            f"{row['currency']}; no call made"
-        )
-        logger.error(
-            "credit refused: amount differs for the same business key",
-            ledger=ledger_entry_id(job.pk, job.sk),
-            asked=str(job.amount),
-            recorded=str(row["amount"]),
-        )
-        metrics.add_metric(name="CreditConflict", unit="Count", value=1)
-        self._store.update(
-            job.pk,
-            job.sk,
-            expression="SET conflicts = list_append(if_not_exists(conflicts, :none), :note)",
-            values={":none": [], ":note": [{"at": now_iso(), "note": note}]},
-        )
+    def _claim_check(self, row: dict[str, Any], info: StoreInfo) -> tuple[Stop | None, dict[str, Any]]:
+        """A claim's credit follows its claim: approved still, the same resolution still, the customer known."""
+        claim = self._store.get_claim(row["store_id"], row["claim_id"]) or {}
+        state = claim.get("claim_state")
+        if state not in CLAIM_CREDIT_STATES:
+            return Stop(
+                Outcome.HOLD,
+                "claim_state",
+                f"the claim is {state or 'unknown'} now, not approved; held for an operator, no call made",
+            ), {}
+        resolution = next((r for r in claim.get("resolutions") or [] if credit_slot(r) == row["slot"]), None)
+        if resolution is None:
+            return Stop(
+                Outcome.HOLD,
+                "claim_changed",
+                "the claim's resolutions no longer include this credit; held for an operator, no call made",
+            ), {}
+        now_says = resolution_amount(resolution)
+        if now_says is not None and now_says != Decimal(str(row["amount"])):
+            return Stop(
+                Outcome.HOLD,
+                "claim_changed",
+                f"the claim's resolution now says {now_says}, this credit "
+                f"{row['amount']}; held for an operator, no call made",
+            ), {}
+        if claim.get("customer_email"):
+            customer = {
+                "customer_email": claim["customer_email"],
+                "customer_name": claim.get("customer_name") or None,
+                "customer_id": claim.get("customer_id"),
+                "GSI1PK": customer_pk(info.store_id, customer_key(info.customer_hash_key, claim["customer_email"])),
+                "GSI1SK": f"CREDIT#{row['created_at']}#{row['ledger_id']}",
+            }
+            return None, customer
+        if row.get("customer_email"):
+            return None, {}
+        waited = self._clock() - _epoch(row["created_at"])
+        if waited < self._customer_wait_s:
+            return Stop(
+                Outcome.WAIT,
+                "customer_unknown",
+                "waiting for the claim's customer (the approval came before the claim)",
+            ), {}
+        hours = self._customer_wait_s / 3600
+        return Stop(
+            Outcome.HOLD,
+            "customer_unknown",
+            f"the claim's customer was still unknown {hours:g} h after the "
+            "approval; held for an operator, no call made",
+        ), {}
 
-    def _client(self, info: StoreInfo, job: CreditJob, calls: list[dict[str, Any]]) -> RiseClient | None:
-        rise = self._directory.integration(job.store_id, "rise")
-        if rise is None or not rise.valid:
-            reason = (
-                "Rise is not configured for this store" if rise is None else f"Rise integration invalid: {rise.reason}"
+    def _stop(self, row: dict[str, Any], stop: Stop) -> None:
+        if stop.outcome == Outcome.WAIT:
+            if row.get("wait_code") != stop.code:
+                self._ledger.move(row, Outcome.WAIT, reason=stop.reason, fields={"wait_code": stop.code})
+            waited = self._clock() - _epoch(row["created_at"])
+            raise JobDeferredError(min(900.0, max(30.0, waited / 2)), stop.reason)
+        self._ledger.move(row, Outcome.HOLD, reason=stop.reason, fields={"hold_code": stop.code})
+        metrics.add_metric(name="CreditHeld", unit="Count", value=1)
+        logger.warning("credit held", ledger=row["ledger_id"], code=stop.code, reason=stop.reason)
+
+    def _provider(self, info: StoreInfo | None, row: dict[str, Any], calls: list[dict[str, Any]]) -> Any:
+        """The store's provider for this row, or the Stop that says why there is none."""
+        assert info is not None
+        name = row.get("provider") or info.profile.get("credit_provider", "rise")
+        factory = self._providers.get(name)
+        if factory is None:
+            return Stop(Outcome.HOLD, "provider_not_wired", f"credit provider {name} is not wired for credits yet")
+        integration = self._directory.integration(info.store_id, name)
+        if integration is None:
+            return Stop(
+                Outcome.HOLD, "provider_not_configured", f"{name} is not configured for this store; no call made"
             )
-            row = self._store.get(job.pk, job.sk)
-            if row is None or row["state"] == "QUEUED":
-                self._settle_new(info, job, row, state="HELD", reason=reason + "; no call made")
-            else:
-                self._settle(job, state="HELD", reason=reason, calls=calls)
-            return None
+        if not integration.valid:
+            return Stop(
+                Outcome.HOLD, "provider_invalid", f"{name} integration invalid: {integration.reason}; no call made"
+            )
 
         def observe(call: CallRecord) -> None:
-            calls.append({"at": now_iso(), **call.fields()})
+            calls.append({"at": _iso(self._clock()), **call.fields()})
 
-        return self._rise(rise.secrets["credit_api_token"], observe)
-
-    def _lookup(self, client: RiseClient, info: StoreInfo, job: CreditJob) -> GiftCard | None:
-        if not job.customer.id:
-            return None
-        return client.customer_card(shop_url=info.profile["shop_domain"], customer_id=job.customer.id)
-
-    # -- rows ----------------------------------------------------------------------------------------------------
-
-    def _base_row(self, info: StoreInfo, job: CreditJob) -> dict[str, Any]:
-        return new_ledger_row(info, job)
-
-    def _settle_new(
-        self, info: StoreInfo, job: CreditJob, row: dict[str, Any] | None, *, state: str, reason: str
-    ) -> None:
-        """Settle a credit that never reached a partner (held by a guardrail): one conditional write."""
-        item = self._base_row(info, job) | {"state": state, "state_reason": reason, "settled_at": now_iso()}
-        if row is not None:
-            item["created_at"] = row.get("created_at", item["created_at"])
-        try:
-            self._store.put(
-                item,
-                condition="attribute_not_exists(PK) OR #state = :queued",
-                names={"#state": "state"},
-                values={":queued": "QUEUED"},
-            )
-        except ConditionFailedError:
-            return  # someone settled it first
-        metrics.add_metric(name=f"Credit{state.title()}", unit="Count", value=1)
-        logger.warning("credit held, no call made", ledger=ledger_entry_id(job.pk, job.sk), reason=reason)
-
-    def _settle(
-        self,
-        job: CreditJob,
-        *,
-        state: str,
-        reason: str | None,
-        calls: list[dict[str, Any]],
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "state": state,
-            "state_reason": reason or "",
-            "settled_at": now_iso(),
-            "calls": calls,
-            **(extra or {}),
-        }
-        if state != "PENDING":
-            values["lease_until"] = 0
-        return self._store.set_fields(job.pk, job.sk, values)
-
-    def _release(self, job: CreditJob, calls: list[dict[str, Any]]) -> None:
-        self._settle(
-            job, state="PENDING", reason="not processed by Rise; will retry", calls=calls, extra={"lease_until": 0}
-        )
-
-    def _hold_for_operator(self, job: CreditJob, calls: list[dict[str, Any]], reason: str) -> None:
-        self._settle(job, state="HELD", reason=reason, calls=calls)
-        metrics.add_metric(name="CreditHeldForOperator", unit="Count", value=1)
-        logger.error("credit held for an operator", ledger=ledger_entry_id(job.pk, job.sk), reason=reason)
+        provider: CreditProvider = factory(integration.secrets, observe)
+        return provider
 
 
-def new_ledger_row(info: StoreInfo, job: CreditJob) -> dict[str, Any]:
-    """A ledger row's permanent fields (no TTL: the ledger is kept for good)."""
-    created = now_iso()
+# -- rows ---------------------------------------------------------------------------------------------------------
+
+
+def credit_slot(resolution: Mapping[str, Any]) -> str:
+    """A resolution's place in the ledger key: its own id when Order Protection sends one, else its kind.
+    Never its position in a list (a later event may list it elsewhere)."""
+    own = str(resolution.get("id") or "").strip()
+    if own:
+        return "id-" + re.sub(r"[^A-Za-z0-9_-]", "_", own)[:64]
+    return "store_credit"  # STORE_CREDIT and GIFT_CARD are one resolution, named two ways
+
+
+def resolution_amount(resolution: Mapping[str, Any]) -> Decimal | None:
+    value = (resolution.get("details") or {}).get("total_refund_amount")
+    return Decimal(str(value)) if value is not None and _is_number(value) else None
+
+
+def new_row(info: StoreInfo, *, pk: str, sk: str, kind: str, amount: Any, currency: str, **fields: Any) -> dict:
+    """A ledger row's permanent fields (no TTL: the ledger is kept for good). Amounts are quantized when they can be;
+    one that cannot (too precise) is kept as sent, and the credit flow holds it with the reason."""
+    currency = (currency or info.profile.get("currency") or "USD").upper()
+    try:
+        amount = parse_amount(amount, currency)
+    except MoneyError:
+        amount = Decimal(str(amount)) if _is_number(amount) else Decimal(0)
     row: dict[str, Any] = {
-        "PK": job.pk,
-        "SK": job.sk,
-        "ledger_id": ledger_entry_id(job.pk, job.sk),
-        "store_id": job.store_id,
-        "kind": job.kind,
-        "claim_id": job.claim_id,
-        "order_id": job.order_id,
-        "order_number": job.order_number,
-        "amount": job.amount,
-        "currency": job.currency,
-        "customer_email": job.customer.email,
-        "customer_name": job.customer.name or None,
-        "customer_id": job.customer.id,
-        "reason": job.reason,
-        "provider": "rise",
+        "PK": pk,
+        "SK": sk,
+        "ledger_id": ledger_id(pk, sk),
+        "slot": sk.removeprefix("LEDGER#").split("#")[0],
+        "store_id": info.store_id,
+        "kind": kind,
+        "amount": amount,
+        "currency": currency,
+        "provider": info.profile.get("credit_provider", "rise"),
         "shop_domain": info.profile.get("shop_domain"),
-        "created_at": created,
+        **{key: value for key, value in fields.items() if value not in (None, "")},
     }
-    if job.customer.email:
-        row["GSI1PK"] = customer_pk(job.store_id, customer_key(info.customer_hash_key, job.customer.email))
-        row["GSI1SK"] = f"CREDIT#{created}#{row['ledger_id']}"
+    if row.get("customer_email"):
+        row["GSI1PK"] = customer_pk(info.store_id, customer_key(info.customer_hash_key, row["customer_email"]))
+        row["GSI1SK"] = f"CREDIT#{_iso(time.time())}#{row['ledger_id']}"
     return row
 
 
-def _subject(job: CreditJob) -> str:
-    if job.kind == "bonus_credit":
-        return f"Bonus Store Credit for Order #{job.order_number}"
-    return f"Gift Card for Claim #{job.claim_id}"
-
-
-def _note(job: CreditJob) -> str:
-    if job.kind == "bonus_credit":
-        return f"Bonus store credit ({job.reason}) for order #{job.order_number}"
-    return f"Order Protection claim #{job.claim_id} for order #{job.order_number or job.order_id}"
-
-
-def _email_body(job: CreditJob, info: StoreInfo) -> str:
-    store = info.profile.get("name", "our store")
-    what = "as bonus store credit" if job.kind == "bonus_credit" else f"to resolve your claim #{job.claim_id}"
-    return (
-        f"Hi {job.customer.name or 'there'}, you have received {job.amount:.2f} {job.currency} {what} "
-        f"(order #{job.order_number or job.order_id}). Use your gift card code at checkout on {store}: enter it in "
-        "the discount or gift card field. Your balance carries over until it is used up."
+def _credit(row: Mapping[str, Any], info: StoreInfo) -> Credit:
+    return Credit(
+        ledger_id=row["ledger_id"],
+        kind=row["kind"],
+        amount=parse_amount(row["amount"], row["currency"]),
+        currency=row["currency"],
+        customer_email=row.get("customer_email") or "",
+        customer_name=row.get("customer_name") or "",
+        customer_id=row.get("customer_id"),
+        claim_id=row.get("claim_id"),
+        order_id=row.get("order_id"),
+        order_number=row.get("order_number"),
+        reason=row.get("reason"),
+        store_name=info.profile.get("name", ""),
+        shop_domain=info.profile.get("shop_domain", ""),
+        operation=row.get("operation"),
+        card_id=row.get("card_id"),
     )
 
 
-class ReportService:
-    """Tells Order Protection how a claim was resolved, after the credit is issued: its own retries, no re-issue."""
+def _is_number(value: Any) -> bool:
+    try:
+        return Decimal(str(value)).is_finite()
+    except ArithmeticError:
+        return False
 
-    REPORT_LEASE_S = 60
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        directory: StoreDirectory,
-        order_protection: Callable[[str, Callable[[CallRecord], None]], Any],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._store = store
-        self._directory = directory
-        self._order_protection = order_protection
-        self._clock = clock
+def _last_step(row: Mapping[str, Any], outcome: str) -> str | None:
+    return next((step["at"] for step in reversed(row.get("history") or []) if step.get("outcome") == outcome), None)
 
-    def handle(self, store_id: str, pk: str, sk: str) -> None:
-        row = self._store.get(pk, sk)
-        if row is None or row.get("state") != "ISSUED" or row.get("report_state") in ("REPORTED", "FAILED"):
-            return
-        op = self._directory.integration(store_id, "order_protection")
-        if op is None or not op.valid:
-            self._mark(pk, sk, "SKIPPED", "Order Protection API not configured or invalid", None)
-            return
-        now = int(self._clock())
-        try:  # one report at a time: a duplicate job finds the row taken and leaves it
-            self._store.update(
-                pk,
-                sk,
-                expression="SET report_state = :sending, report_lease_until = :until",
-                values={":sending": "SENDING", ":until": now + self.REPORT_LEASE_S, ":now": now, ":skipped": "SKIPPED"},
-                condition="attribute_not_exists(report_state) OR report_state = :skipped OR "
-                "(report_state = :sending AND report_lease_until < :now)",
-            )
-        except ConditionFailedError:
-            return
-        recorded: list[CallRecord] = []
-        client = self._order_protection(op.secrets["api_token"], recorded.append)
-        try:
-            client.report_resolution(
-                row["claim_id"],
-                kind="STORE_CREDIT",
-                reference=row["card_id"],
-                amount=Decimal(str(row["amount"])),
-                currency=row["currency"],
-            )
-        except AuthError:
-            self._directory.mark_invalid(store_id, "order_protection", "Order Protection refused the API token")
-            self._mark(pk, sk, "FAILED", "Order Protection refused the API token", recorded)
-            return
-        except (BadRequestError, NotFoundError) as error:
-            self._mark(pk, sk, "FAILED", f"Order Protection refused the report: HTTP {error.status}", recorded)
-            return
-        except IntegrationError:
-            self._store.update(pk, sk, expression="REMOVE report_state, report_lease_until")  # a retry may take it
-            raise
-        self._mark(pk, sk, "REPORTED", "", recorded)
-        metrics.add_metric(name="ResolutionReported", unit="Count", value=1)
 
-    def _mark(self, pk: str, sk: str, state: str, reason: str, calls: list[CallRecord] | None) -> None:
-        call = calls[-1] if calls else None
-        self._store.update(
-            pk,
-            sk,
-            expression="SET report_state = :state, report_reason = :reason, reported_at = :at, report_call = :call "
-            "REMOVE report_lease_until",
-            values={
-                ":state": state,
-                ":reason": reason,
-                ":at": now_iso(),
-                ":call": {
-                    "status": call.status,
-                    "outcome": call.outcome,
-                    "latency_ms": call.latency_ms,
-                    "path": call.path,
-                }
-                if call
-                else {},
-            },
-        )
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

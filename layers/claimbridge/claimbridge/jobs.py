@@ -1,9 +1,16 @@
-"""The job runner: SQS batches through Powertools' BatchProcessor, with retries that never sleep.
+"""The job runner: SQS batches through Powertools' BatchProcessor, with retries that count only failures.
 
-A record handler raises to keep its message. Before it does, the runner sets the message's visibility: the partner's
-``Retry-After`` for a rate limit, exponential backoff with full jitter for a failure worth retrying, the delay a
-``JobDeferredError`` asks for. Permanent failures are the domain's to record; it returns normally and the message goes.
-After the queue's maxReceiveCount the message moves to the DLQ, and the runner says so in the log.
+A record handler raises to ask for its job again. The runner then sends the job back to its queue as a new message,
+delayed (``DelaySeconds``, at most SQS's 15 minutes; a longer wait simply comes round again), and lets the original
+go. The message carries how many times the job *failed* (``failures``): waiting is not failing, so a deferral
+(a lease held elsewhere, a customer not known yet) and a partner's ``Retry-After`` send it back with the count
+unchanged, and a backlog never pushes healthy jobs into the DLQ. A failure worth retrying (a 5xx, a timeout, a refused
+connection) counts one, backs off exponentially with full jitter, and at the queue's limit goes to the DLQ with its
+reason. Anything else (a bug, an AWS outage) raises through: Lambda's own receive count and the queue's redrive
+policy take it from there.
+
+The runner also stops taking records when the function's remaining time is shorter than one record's budget: the rest
+of the batch goes back at once, uncounted, so a slow partner never times out a batch and costs every record a try.
 """
 
 from __future__ import annotations
@@ -17,95 +24,123 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from claimbridge.clients.http import IntegrationError, RateLimitError
-from claimbridge.observability import logger
+from claimbridge.observability import logger, metrics
 
-MAX_VISIBILITY_S = 12 * 3600  # SQS's ceiling for a message's visibility timeout
+MAX_DELAY_S = 900  # SQS's ceiling for DelaySeconds
 BACKOFF_BASE_S = 5
 BACKOFF_CAP_S = 900
+FAILURES = "failures"
+DEFERRALS = "deferrals"
 
 
 class JobDeferredError(Exception):
-    """Come back to this message after ``delay_s`` seconds (a lock held elsewhere, a pacer slot far away)."""
+    """Come back to this job after ``delay_s`` seconds (a lease held elsewhere, something not known yet)."""
 
     def __init__(self, delay_s: float, reason: str) -> None:
         super().__init__(reason)
         self.delay_s = delay_s
 
 
-def backoff_delay(receive_count: int, *, rng: random.Random | None = None) -> int:
+def backoff_delay(failures: int, *, rng: random.Random | None = None) -> int:
     """Full jitter: uniform in [base, min(cap, base * 2^(n-1))]."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, receive_count - 1))
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, failures - 1))
     return math.ceil((rng or random).uniform(BACKOFF_BASE_S, ceiling))
 
 
-def receive_count(record: SQSRecord) -> int:
-    return int(record.attributes.approximate_receive_count or 1)
+def _counter(record: SQSRecord, name: str) -> int:
+    found = record.message_attributes[name]
+    value = found.string_value if found is not None else None
+    return int(value) if value and value.isdigit() else 0
+
+
+def failures_of(record: SQSRecord) -> int:
+    """How many times this job failed before: the message's count, plus Lambda's redeliveries of this message."""
+    redelivered = int(record.attributes.approximate_receive_count or 1) - 1
+    return _counter(record, FAILURES) + redelivered
 
 
 class SqsJobRunner:
     @classmethod
-    def for_queue(cls, setting: str) -> SqsJobRunner:
-        """The runner of the queue named by a settings field (e.g. ``richpanel_queue_url``), from the environment."""
+    def for_queue(cls, queue: str, *, record_budget_s: float = 0) -> SqsJobRunner:
+        """The runner of a job queue by its settings' prefix (``richpanel``, ``credit``, ``order_protection``)."""
         from claimbridge.config import get_settings
         from claimbridge.runtime import aws_client
 
-        settings = get_settings().require(setting)
+        settings = get_settings().require(f"{queue}_queue_url", f"{queue}_dlq_url")
         return cls(
-            sqs=aws_client("sqs"), queue_url=getattr(settings, setting), max_receives=int(settings.job_max_receives)
+            sqs=aws_client("sqs"),
+            queue_url=getattr(settings, f"{queue}_queue_url"),
+            dlq_url=getattr(settings, f"{queue}_dlq_url"),
+            max_failures=int(settings.job_max_receives),
+            record_budget_s=record_budget_s,
         )
 
-    def __init__(self, *, sqs: Any, queue_url: str, max_receives: int) -> None:
+    def __init__(
+        self, *, sqs: Any, queue_url: str, dlq_url: str, max_failures: int, record_budget_s: float = 0
+    ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
-        self._max_receives = max_receives
+        self._dlq_url = dlq_url
+        self._max_failures = max_failures
+        self._budget_ms = record_budget_s * 1000
 
     def run(self, event: dict[str, Any], context: Any, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
         def record_handler(record: SQSRecord) -> None:
+            remaining = context.get_remaining_time_in_millis() if context is not None else None
+            if remaining is not None and remaining < self._budget_ms:
+                self._again(record, 0, "the function's time is nearly out; not started", failed=False)
+                return
             try:
                 handle(record)
             except JobDeferredError as deferred:
-                self._retry_later(record, deferred.delay_s, str(deferred))
-                raise
+                self._again(record, deferred.delay_s, str(deferred), failed=False)
             except RateLimitError as error:
-                delay = error.retry_after if error.retry_after is not None else backoff_delay(receive_count(record))
-                self._retry_later(record, delay, f"{error.partner} rate limit")
-                raise
+                delay = error.retry_after if error.retry_after is not None else BACKOFF_BASE_S
+                self._again(record, delay, f"{error.partner} rate limit", failed=False)
             except IntegrationError as error:
-                if error.retryable:
-                    self._retry_later(record, backoff_delay(receive_count(record)), str(error))
-                else:
-                    logger.exception("job failed", message_id=record.message_id, attempt=receive_count(record))
-                raise
-            except Exception:
-                # A bug or an AWS failure: the message comes back after its visibility timeout, then the DLQ.
-                logger.exception("job failed", message_id=record.message_id, attempt=receive_count(record))
-                raise
+                if not error.retryable:
+                    logger.exception("job failed", message_id=record.message_id, failures=failures_of(record))
+                    raise
+                self._again(record, backoff_delay(failures_of(record) + 1), str(error), failed=True)
 
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
         return dict(response)
 
-    def _retry_later(self, record: SQSRecord, delay_s: float, reason: str) -> None:
-        attempt = receive_count(record)
-        visibility = max(0, min(MAX_VISIBILITY_S, math.ceil(delay_s)))
-        if attempt >= self._max_receives:
+    def _again(self, record: SQSRecord, delay_s: float, reason: str, *, failed: bool) -> None:
+        """Send the job back, delayed; a failure counts one, and the last one goes to the DLQ instead."""
+        failures = failures_of(record) + (1 if failed else 0)
+        attributes = {
+            name: {"DataType": value.data_type, "StringValue": value.string_value}
+            for name, value in record.message_attributes.items()
+            if value.string_value is not None and name not in (FAILURES, DEFERRALS, "reason")
+        }
+        attributes[FAILURES] = {"DataType": "Number", "StringValue": str(failures)}
+        attributes[DEFERRALS] = {"DataType": "Number", "StringValue": str(_counter(record, DEFERRALS) + (not failed))}
+        attributes["reason"] = {"DataType": "String", "StringValue": reason[:500] or "-"}
+        if failures >= self._max_failures:
             logger.error(
                 "job failed for the last time; it moves to the DLQ",
                 message_id=record.message_id,
-                attempt=attempt,
+                failures=failures,
                 reason=reason,
             )
-        else:
-            logger.warning(
-                "job will be retried",
-                message_id=record.message_id,
-                attempt=attempt,
-                reason=reason,
-                retry_in_s=visibility,
-            )
-        self._sqs.change_message_visibility(
-            QueueUrl=self._queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=visibility
+            metrics.add_metric(name="JobDeadLettered", unit="Count", value=1)
+            self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=attributes)
+            return
+        delay = max(0, min(MAX_DELAY_S, math.ceil(delay_s)))
+        log = logger.warning if failed else logger.info
+        log(
+            "job sent back",
+            message_id=record.message_id,
+            failed=failed,
+            failures=failures,
+            reason=reason,
+            retry_in_s=delay,
+        )
+        self._sqs.send_message(
+            QueueUrl=self._queue_url, MessageBody=record.body, MessageAttributes=attributes, DelaySeconds=delay
         )

@@ -3,10 +3,12 @@
 Kept light on purpose (no pydantic, no requests, no KMS): it runs inside Order Protection's 5 s deadline and its cold
 start is measured. The worker validates the whole payload.
 
-De-duplication without losing events: the event record is written with a condition (new, or a PENDING record whose
-lease ran out), then the job is sent. A failed send deletes the record and answers 503, so the sender's retry is not
-dropped as a duplicate; a crash between the two leaves a PENDING record whose lease expires, after which a retry is
-accepted again. The claims worker marks the record DONE when it has handled the job.
+De-duplication without losing events: the event record is written PENDING with a condition (new, or a PENDING record
+whose short lease ran out), the job is sent, and the record is marked ENQUEUED. Only an ENQUEUED (or DONE) record makes
+a retry a duplicate. A failed send deletes the record and answers 503, so the sender's retry is not dropped; a crash or
+a timeout between the write and the send leaves a PENDING record, and a retry that finds one waits a moment for it to
+be marked (a concurrent delivery) and otherwise answers 503, so the sender comes back and, once the lease has run out,
+enqueues it. The claims worker marks the record DONE when it has handled the job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from claimbridge.crypto import matches_any_digest
@@ -24,7 +26,9 @@ from claimbridge.store import ConditionFailedError, Store
 
 MAX_BODY_BYTES = 256 * 1024
 EVENT_TTL_S = 8 * 24 * 3600  # senders retry for days; keep de-duplication records at least 7 days
-LEASE_S = 15 * 60  # how long a PENDING record blocks duplicates before a retry may enqueue again
+LEASE_S = 10  # how long a PENDING record blocks a retry from enqueueing: longer than the receiver's 5 s timeout
+IN_FLIGHT_WAIT_S = 1.5  # how long a duplicate waits for a concurrent delivery to mark its record ENQUEUED
+IN_FLIGHT_POLL_S = 0.05
 SECRETS_CACHE_S = 60.0
 STORE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -46,6 +50,7 @@ KNOWN_TOPICS = frozenset(
 class Answer:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def event_pk(store_id: str, event_id: str) -> str:
@@ -94,8 +99,7 @@ class WebhookReceiver:
                 values={":pending": "PENDING", ":now": int(now)},
             )
         except ConditionFailedError:
-            logger.info("webhook duplicate", store_id=store_id, event_id=event_id, topic=topic)
-            return Answer(202, {"status": "duplicate", "event_id": event_id})
+            return self._duplicate(store_id, event_id, topic)
 
         try:
             self._sqs.send_message(
@@ -115,9 +119,38 @@ class WebhookReceiver:
                 event_id=event_id,
                 error=type(error).__name__,
             )
-            return Answer(503, {"message": "could not accept the event now; retry later"})
+            return Answer(503, {"message": "could not accept the event now; retry later"}, {"Retry-After": "10"})
+        try:
+            self._store.update(
+                event_pk(store_id, event_id),
+                "EVENT",
+                expression="SET #state = :enqueued, enqueued_at = :at",
+                names={"#state": "state"},
+                values={":enqueued": "ENQUEUED", ":at": int(self._clock()), ":lease": lease, ":pending": "PENDING"},
+                condition="lease = :lease AND #state = :pending",
+            )
+        except Exception:  # noqa: BLE001 - the job is on the queue; a retry after the lease only enqueues it again
+            logger.warning("webhook enqueued but not marked", store_id=store_id, event_id=event_id)
         logger.info("webhook accepted", store_id=store_id, event_id=event_id, topic=topic)
         return Answer(202, {"status": "accepted", "event_id": event_id})
+
+    def _duplicate(self, store_id: str, event_id: str, topic: str) -> Answer:
+        """An event seen before: a duplicate once it is on the queue; otherwise the sender must come back."""
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+        while True:
+            record = self._store.get(event_pk(store_id, event_id), "EVENT") or {}
+            if record.get("state") in ("ENQUEUED", "DONE"):
+                logger.info("webhook duplicate", store_id=store_id, event_id=event_id, topic=topic)
+                return Answer(202, {"status": "duplicate", "event_id": event_id})
+            if not record or time.monotonic() >= deadline:
+                break
+            time.sleep(IN_FLIGHT_POLL_S)
+        logger.warning("webhook not yet enqueued by an earlier delivery", store_id=store_id, event_id=event_id)
+        return Answer(
+            503,
+            {"message": "an earlier delivery of this event is not enqueued yet; retry later"},
+            {"Retry-After": "10"},
+        )
 
     def _authentic(self, store_id: str, secret: str) -> bool:
         if not store_id or len(store_id) > 64 or not STORE_ID_CHARS.issuperset(store_id):
@@ -157,9 +190,9 @@ def parse_envelope(raw_body: str) -> tuple[dict[str, Any] | None, str]:
         return None, "body is not valid JSON"
     if not isinstance(envelope, dict):
         return None, "body must be a JSON object"
-    for field in ("id", "topic", "body"):
-        if field not in envelope or envelope[field] in (None, ""):
-            return None, f"missing field: {field}"
+    for name in ("id", "topic", "body"):
+        if name not in envelope or envelope[name] in (None, ""):
+            return None, f"missing field: {name}"
     if not isinstance(envelope["id"], str) or len(envelope["id"]) > 200:
         return None, "field id must be a string of at most 200 characters"
     if not isinstance(envelope["topic"], str):

@@ -254,10 +254,17 @@ class Store:
         return self.get(claim_pk(store_id, claim_id), "CLAIM")
 
     def upsert_claim(
-        self, store_id: str, claim_id: str, values: Mapping[str, Any], *, keep: frozenset[str] = frozenset()
+        self,
+        store_id: str,
+        claim_id: str,
+        values: Mapping[str, Any],
+        *,
+        keep: frozenset[str] = frozenset(),
+        newer_than: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
         """Set the given fields on the claim (created if absent), except those in ``keep`` that it already has;
-        return the whole claim."""
+        return the whole claim. With ``newer_than`` (an event's time in microseconds and its state's rank), only when
+        the claim's state was set by an older event (or an equal time and a lower rank): else ConditionFailedError."""
         created = values.get("created_at")
         fields = {
             "store_id": store_id,
@@ -268,35 +275,28 @@ class Store:
             "GSI1SK": f"CLAIM#{created or now_iso()}#{claim_id}",
         }
         kept = keep | {"first_seen_at", "created_at"} | (frozenset() if created else {"GSI1SK"})
-        return self.set_fields(claim_pk(store_id, claim_id), "CLAIM", fields, keep=kept)
-
-    def lock_ticket(self, store_id: str, claim_id: str, *, lock: str, until: int, now: int) -> None:
-        """Take the right to open the claim's ticket; ConditionFailedError when it exists or another job holds it."""
-        self.update(
+        if newer_than is None:
+            return self.set_fields(claim_pk(store_id, claim_id), "CLAIM", fields, keep=kept)
+        at, rank = newer_than
+        return self.set_fields(
             claim_pk(store_id, claim_id),
             "CLAIM",
-            expression="SET ticket_lock = :lock, ticket_lock_until = :until",
-            values={":lock": lock, ":until": until, ":now": now},
-            condition="attribute_not_exists(ticket_id) AND "
-            "(attribute_not_exists(ticket_lock_until) OR ticket_lock_until < :now)",
+            fields | {"state_at_us": at, "state_rank": rank},
+            keep=kept,
+            condition="attribute_not_exists(state_at_us) OR state_at_us < :at OR "
+            "(state_at_us = :at AND state_rank < :rank)",
+            values={":at": at, ":rank": rank},
         )
 
-    def unlock_ticket(self, store_id: str, claim_id: str, *, lock: str) -> None:
-        with contextlib.suppress(ConditionFailedError):
-            self.update(
-                claim_pk(store_id, claim_id),
-                "CLAIM",
-                expression="REMOVE ticket_lock, ticket_lock_until",
-                values={":lock": lock},
-                condition="ticket_lock = :lock",
-            )
-
-    def set_ticket(self, store_id: str, claim_id: str, *, ticket_id: str, lock: str) -> None:
+    def set_ticket(self, store_id: str, claim_id: str, *, ticket_id: str) -> None:
+        """Record the claim's one ticket; ConditionFailedError if the claim already names another."""
         self.update(
             claim_pk(store_id, claim_id),
             "CLAIM",
-            expression="SET ticket_id = :ticket, ticket_opened_at = :at REMOVE ticket_lock, ticket_lock_until",
+            expression="SET ticket_id = :ticket, ticket_opened_at = if_not_exists(ticket_opened_at, :at) "
+            "REMOVE ticket_uncertain_at",
             values={":ticket": ticket_id, ":at": now_iso()},
+            condition="attribute_not_exists(ticket_id) OR ticket_id = :ticket",
         )
 
     def upsert_order(self, store_id: str, order_id: str, values: Mapping[str, Any]) -> None:
@@ -318,16 +318,21 @@ class Store:
         *,
         state: str,
         changed_at: str,
+        at_us: int,
+        rank: int,
         amount: Any,
         currency: str | None,
         source_order_id: str | None,
     ) -> bool:
-        """Last writer wins on ``changed_at``: an older event never overwrites a newer state. True when applied."""
+        """Last writer wins on the event's time (parsed; microseconds), then ``rank`` for equal times: an older event
+        never overwrites a newer state. True when applied."""
         fields = {
             "store_id": store_id,
             "order_id": order_id,
             "protection_state": state,
             "protection_changed_at": changed_at,
+            "protection_at_us": at_us,
+            "protection_rank": rank,
             "protection_amount": amount,
             "protection_currency": currency,
             "source_order_id": source_order_id,
@@ -338,8 +343,9 @@ class Store:
                 "ORDER",
                 fields,
                 keep=frozenset({"source_order_id"}),
-                condition="attribute_not_exists(protection_changed_at) OR protection_changed_at < :at",
-                values={":at": changed_at},
+                condition="attribute_not_exists(protection_at_us) OR protection_at_us < :at OR "
+                "(protection_at_us = :at AND protection_rank < :rank)",
+                values={":at": at_us, ":rank": rank},
             )
         except ConditionFailedError:
             return False

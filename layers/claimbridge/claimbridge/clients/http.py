@@ -26,10 +26,17 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class IntegrationError(Exception):
-    """Any failure talking to a partner."""
+    """Any failure talking to a partner.
+
+    ``may_have_applied`` says what the failure tells about the partner's side: False only where the partner surely
+    did nothing (the request never left, a 429, a refusal); True where it may have acted (a read timeout, a 5xx, a
+    connection reset after the request was sent, a 2xx that lacks what the contract promises). Money and tickets
+    are never sent again after a True without evidence (shared/DESIGN.md "Money is exactly once").
+    """
 
     partner: str = ""
     retryable: bool = True
+    may_have_applied: bool = True
 
     def __init__(self, message: str, *, partner: str = "") -> None:
         super().__init__(message)
@@ -39,6 +46,12 @@ class IntegrationError(Exception):
 class IntegrationConnectionError(IntegrationError):
     """The request never reached the partner (DNS, refused, TLS): safe to send again."""
 
+    may_have_applied = False
+
+
+class IntegrationDisconnectedError(IntegrationError):
+    """The connection broke after the request was sent (reset, closed without an answer): the partner may have acted."""
+
 
 class IntegrationTimeoutError(IntegrationError):
     """No answer in time. ``sent`` is True when the request may have reached the partner (read timeout)."""
@@ -46,6 +59,7 @@ class IntegrationTimeoutError(IntegrationError):
     def __init__(self, message: str, *, partner: str = "", sent: bool) -> None:
         super().__init__(message, partner=partner)
         self.sent = sent
+        self.may_have_applied = sent
 
 
 class IntegrationResponseError(IntegrationError):
@@ -58,9 +72,10 @@ class IntegrationResponseError(IntegrationError):
 
 
 class IntegrationStatusError(IntegrationError):
-    """The partner answered with an error status."""
+    """The partner answered with an error status: a 4xx is a refusal (nothing was done), a 5xx is not."""
 
     retryable = False
+    may_have_applied = False
 
     def __init__(
         self, message: str, *, partner: str = "", status: int, body: str = "", request_id: str | None = None
@@ -94,9 +109,10 @@ class RateLimitError(IntegrationStatusError):
 
 
 class ServerError(IntegrationStatusError):
-    """5xx: the partner failed; try again later."""
+    """5xx: the partner failed, perhaps after acting; try again later only what is safe to repeat."""
 
     retryable = True
+    may_have_applied = True
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -115,6 +131,17 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _never_sent(error: requests.ConnectionError) -> bool:
+    """A refused or unresolvable connection, or a failed TLS handshake: the request never left this machine."""
+    from urllib3.exceptions import NewConnectionError
+
+    if isinstance(error, requests.exceptions.SSLError):
+        return True
+    cause = error.args[0] if error.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError carries the cause as ``reason``
+    return isinstance(cause, NewConnectionError)
 
 
 class Pacer(Protocol):
@@ -174,11 +201,17 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send one request with the timeout, pacing and error mapping every call gets; return a 2xx response."""
         if self._pacer is not None:
             self._pacer.acquire()
-        headers = {"accept": "application/json", "user-agent": "claimbridge/1.0", **self._auth_headers()}
+        sent_headers = {
+            "accept": "application/json",
+            "user-agent": "claimbridge/1.0",
+            **self._auth_headers(),
+            **dict(headers or {}),
+        }
         started = time.monotonic()
         status: int | None = None
         outcome = "ok"
@@ -189,7 +222,7 @@ class HttpClient:
                 params=params,
                 json=json,
                 data=data,
-                headers=headers,
+                headers=sent_headers,
                 timeout=self._timeout,
             )
             status = response.status_code
@@ -205,8 +238,13 @@ class HttpClient:
             outcome = "ReadTimeout"
             raise IntegrationTimeoutError(f"{self.partner}: read timeout", partner=self.partner, sent=True) from exc
         except requests.ConnectionError as exc:
-            outcome = "ConnectionError"
-            raise IntegrationConnectionError(f"{self.partner}: connection failed", partner=self.partner) from exc
+            if _never_sent(exc):
+                outcome = "ConnectionError"
+                raise IntegrationConnectionError(f"{self.partner}: connection failed", partner=self.partner) from exc
+            outcome = "Disconnected"
+            raise IntegrationDisconnectedError(
+                f"{self.partner}: connection broke after the request was sent", partner=self.partner
+            ) from exc
         finally:
             if self._observer is not None:
                 latency_ms = int((time.monotonic() - started) * 1000)

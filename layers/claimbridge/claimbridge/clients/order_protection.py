@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field
 
 from claimbridge.clients.http import HttpClient
 from claimbridge.models.webhooks import Customer, Lenient, OrderItem, OrderSummary
+from claimbridge.money import wire_text
 
 
 class Order(OrderSummary):
@@ -47,11 +48,17 @@ class OrderProtectionClient(HttpClient):
         reference: str,
         amount: Decimal,
         currency: str,
+        idempotency_key: str,
     ) -> None:
-        """Tell Order Protection how a claim was resolved (the reship order, refund or gift card id)."""
+        """Tell Order Protection how a claim was resolved (the reship order, refund or gift card id).
+
+        Choice (CONTRACTS.md: the report call is not public): ``Idempotency-Key`` names the claim and resolution, so
+        a report repeated after an unknown outcome is the same report, not a second one.
+        """
         self._request(
             "report_resolution",
             "POST",
             f"/v1/claims/{quote(claim_id, safe='')}/resolution",
-            json={"type": kind, "reference": reference, "amount": f"{amount:.2f}", "currency": currency},
+            json={"type": kind, "reference": reference, "amount": wire_text(amount, currency), "currency": currency},
+            headers={"Idempotency-Key": idempotency_key},
         )

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from claimbridge.clients.http import HttpClient, IntegrationResponseError
+from claimbridge.clients.http import BadRequestError, HttpClient, IntegrationResponseError, NotFoundError
 
 
 class Team(BaseModel):
@@ -57,18 +57,35 @@ class RichpanelClient(HttpClient):
         """The account's teams (also the key check: a refused key raises ``AuthError``)."""
         return self._parse(self._request("list_teams", "GET", "/v1/teams"), _TeamList).teams
 
-    def create_ticket(self, ticket: dict[str, Any]) -> str:
-        """Open a ticket (``ticket`` is the inner object; it is wrapped as ``{"ticket": ...}``); return its id."""
-        response = self._request("create_ticket", "POST", "/v1/tickets", json={"ticket": ticket})
-        ticket_id = self._parse(response, _TicketAnswer).id
-        if not ticket_id:
+    def create_ticket(self, ticket: dict[str, Any], *, ticket_id: str) -> str:
+        """Open a ticket under our own ``ticket_id`` (``ticket`` is the inner object, wrapped as ``{"ticket": ...}``);
+        return the ticket's id. Creation is idempotent (CONTRACTS.md "Richpanel"): a create refused because the id
+        exists (409) means the ticket is there, and that is a success."""
+        try:
+            response = self._request(
+                "create_ticket", "POST", "/v1/tickets", json={"ticket": {**ticket, "id": ticket_id}}
+            )
+        except BadRequestError as error:
+            if error.status == 409:
+                return ticket_id
+            raise
+        found = self._parse(response, _TicketAnswer).id
+        if not found:
             raise IntegrationResponseError(
                 "richpanel: ticket created without an id",
                 partner=self.partner,
                 status=response.status_code,
                 body=response.text[:2000],
             )
-        return ticket_id
+        return found
+
+    def ticket_exists(self, ticket_id: str) -> bool:
+        """Whether a ticket with this id is there (``GET /v1/tickets/{id}``): how an uncertain create is settled."""
+        try:
+            self._request("get_ticket", "GET", f"/v1/tickets/{quote(ticket_id, safe='')}")
+        except NotFoundError:
+            return False
+        return True
 
     def snooze_ticket(self, ticket_id: str) -> None:
         """Snooze until the customer replies: ``snoozed_till`` is the string "0" (seeds/004)."""

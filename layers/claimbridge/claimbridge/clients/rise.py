@@ -20,6 +20,7 @@ from claimbridge.clients.http import (
     NotFoundError,
 )
 from claimbridge.models.webhooks import Lenient, Money
+from claimbridge.money import wire_number
 
 
 class StoreDomainNotFoundError(IntegrationStatusError):
@@ -115,5 +116,5 @@ class RiseClient(HttpClient):
 
 
 def _wire(amount: Decimal) -> float:
-    # A JSON number with two decimals: float(Decimal("19.99")) prints as 19.99, exactly what was meant.
-    return float(amount.quantize(Decimal("0.01")))
+    # A JSON number that prints as the quantized amount itself (19.99, not 19.989999...); refused if it cannot.
+    return wire_number(amount)

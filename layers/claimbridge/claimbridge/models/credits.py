@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
-from claimbridge.models.webhooks import Money
-
-LedgerState = Literal["QUEUED", "PENDING", "ISSUED", "UNKNOWN", "FAILED", "HELD"]
 
 
 class CreditCustomer(BaseModel):
@@ -23,21 +19,13 @@ class CreditCustomer(BaseModel):
 
 
 class CreditJob(BaseModel):
-    """One credit to make, keyed by (store, subject, slot): the ledger row ``pk``/``sk``."""
+    """A credit job names a ledger row; the row says what to do (a job may come any number of times)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     store_id: str
     pk: str
     sk: str
-    kind: Literal["claim_resolution", "bonus_credit"]
-    claim_id: str | None = None
-    order_id: str | None = None
-    order_number: str | None = None
-    amount: Money
-    currency: str
-    customer: CreditCustomer
-    reason: str | None = None
 
 
 REASON_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"

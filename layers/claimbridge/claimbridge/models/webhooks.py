@@ -105,6 +105,7 @@ class ResolutionDetails(Lenient):
 
 
 class Resolution(Lenient):
+    id: Id | None = Field(default=None, validation_alias=AliasChoices("id", "resolution_id"))
     type: str
     details: ResolutionDetails = Field(default_factory=ResolutionDetails)
 
