@@ -15,12 +15,13 @@ UV_VERSION := 0.13.8
 export PATH := $(abspath $(VENV)/bin):$(dir $(PY312)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup browser run test test-unit test-integration test-e2e lint template-check bench build deploy clean
+.PHONY: help setup browser run test test-unit test-integration test-e2e lint template-check bench soak build deploy clean
 
 help:
 	@echo "make run    - the whole stack on this machine (emulated AWS + partner sandbox) on http://127.0.0.1:3000"
 	@echo "make test   - unit, integration, end-to-end, template checks and lint (offline)"
 	@echo "make bench  - benchmarks, as ratios against a measured floor"
+	@echo "make soak   - 200 claims under partner faults and duplicate, out-of-order events: 0 duplicated, 0 missing"
 	@echo "make build  - sam build;  make deploy - sam deploy (samconfig.toml, ENV=dev|prod)"
 
 $(UV):
@@ -76,6 +77,9 @@ template-check: $(VENV)/.installed $(SAM_VENV)/.installed
 
 bench: setup
 	$(PY) -m bench
+
+soak: setup
+	$(PY) -m bench.soak
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build --template template.yaml

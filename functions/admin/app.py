@@ -18,7 +18,15 @@ from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
 from claimbridge.errors import DomainError
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.runtime import aws_client, store_directory, table_store
+from claimbridge.queues import QueueAdmin
+from claimbridge.runtime import (
+    aws_client,
+    job_queues,
+    oldest_message_age,
+    reconcile_message,
+    store_directory,
+    table_store,
+)
 
 app = APIGatewayRestResolver()
 tracer = get_tracer()
@@ -26,7 +34,9 @@ tracer = get_tracer()
 
 @lru_cache(maxsize=1)
 def service() -> AdminService:
-    settings = get_settings().require("table_name", "kms_key_id", "credit_queue_url")
+    settings = get_settings().require(
+        "table_name", "kms_key_id", "credit_queue_url", "richpanel_queue_url", "order_protection_queue_url"
+    )
     sqs = aws_client("sqs")
     return AdminService(
         store=table_store(),
@@ -38,7 +48,17 @@ def service() -> AdminService:
         enqueue_credit=lambda job: sqs.send_message(
             QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),
+        enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
+        enqueue_report=lambda report: sqs.send_message(
+            QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
+        ),
     )
+
+
+@lru_cache(maxsize=1)
+def queues() -> QueueAdmin:
+    settings = get_settings()
+    return QueueAdmin(sqs=aws_client("sqs"), queues=job_queues(settings), oldest_age=oldest_message_age)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -122,6 +142,35 @@ def _public_base_url() -> str:
 @app.get("/internal/stores/<storeId>/ledger/<entryId>")
 def get_ledger_entry(storeId: str, entryId: str) -> Response:
     return _json(200, service().ledger_entry(storeId, entryId))
+
+
+@app.get("/internal/stores/<storeId>/ledger")
+def list_ledger(storeId: str) -> Response:
+    query = app.current_event.query_string_parameters or {}
+    return _json(200, service().ledger_rows(storeId, query.get("state"), query.get("cursor")))
+
+
+@app.post("/internal/stores/<storeId>/ledger/<entryId>/actions")
+def post_ledger_action(storeId: str, entryId: str) -> Response:
+    return _json(200, service().ledger_action(storeId, entryId, _body(), _caller()))
+
+
+@app.get("/internal/queues")
+def get_queues() -> Response:
+    return _json(200, queues().overview())
+
+
+@app.post("/internal/queues/<name>/redrive")
+def post_queue_redrive(name: str) -> Response:
+    return _json(200, queues().redrive(name))
+
+
+def _caller() -> str:
+    """Who acts, for the audit: the IAM principal when the API is IAM-authorized, else the API key's id."""
+    identity = app.current_event.request_context.identity
+    return (
+        identity.user_arn or identity.caller or (f"api-key:{identity.api_key_id}" if identity.api_key_id else "admin")
+    )
 
 
 @app.put("/internal/integrations/<name>/stores/<storeId>")

@@ -71,7 +71,8 @@ def job_of(record: SQSRecord) -> EventJob:
         value = record.message_attributes[name]
         return (value.string_value if value is not None else None) or ""
 
-    sent_ms = record.attributes.sent_timestamp
+    received = record.message_attributes["received_at"]
+    sent_ms = (received.string_value if received is not None else None) or record.attributes.sent_timestamp
     return EventJob(
         store_id=attribute("store_id"),
         event_id=attribute("event_id"),

@@ -26,6 +26,25 @@ def test_the_demo_store_is_served_with_working_sandbox_settings(running):
     assert teams.json()["teams"]
 
 
+def test_make_run_shows_the_sweeper_and_health_schedules_and_fires_each_on_demand(running):
+    listing = running.admin("GET", "/__local/schedules").json()
+    sweep = running.admin("POST", "/__local/schedules/SyncFunction.Sweep").json()["result"]
+    health = running.admin("POST", "/__local/schedules/SyncFunction.IntegrationHealth").json()["result"]
+
+    assert listing["SyncFunction.Sweep"] == {"every_s": 300}
+    assert listing["SyncFunction.IntegrationHealth"] == {"every_s": 3600}
+    assert sweep["queries"] == 4 and "stuck" in sweep
+    assert health["checked"] >= 4 and health["invalid"] == 0  # the demo store's integrations, all valid
+
+
+def test_the_operator_views_answer_over_http(running):
+    held = running.admin("GET", f"/internal/stores/{running.store_id}/ledger?state=HELD")
+    queues = running.admin("GET", "/internal/queues")
+
+    assert held.status_code == 200 and held.json() == {"rows": [], "next_cursor": None}
+    assert sorted(q["name"] for q in queues.json()["queues"]) == ["credit", "order_protection", "richpanel"]
+
+
 def test_the_admin_api_over_http_saves_reads_and_refuses(running):
     path = "/internal/stores/e2e-store"
     body = {"name": "E2E", "shop_domain": "e2e.myshopify.com", "webhook_secrets": ["e2e-secret-0123456789"]}

@@ -165,14 +165,15 @@ def test_a_customer_with_a_loyalty_card_gets_a_top_up_and_its_balance_before_is_
     assert sandbox["rise"].state()["cards"]["card-9"]["balance"] == "22.50"
 
 
-def test_a_revoked_token_fails_the_credit_for_good_and_marks_rise_invalid(money, sandbox):
+def test_a_revoked_token_holds_the_credit_until_rise_is_repaired_and_marks_rise_invalid(money, sandbox):
     sandbox["rise"].seed({"revoked_tokens": [RISE_TOKEN]})
 
     approve_with_credit(money)
     drain(money)
 
     (row,) = ledger(money)
-    assert row["state"] == "FAILED" and "refused" in row["state_reason"]
+    assert row["state"] == "HELD" and row["hold_code"] == "provider_invalid" and "refused" in row["state_reason"]
+    assert issues(sandbox) == []
     status = money.stack.admin("GET", f"/internal/integrations/rise/stores/{money.store_id}").json()["status"]
     assert status["state"] == "invalid"
     assert money.messages("CreditQueue") == 0

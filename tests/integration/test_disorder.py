@@ -106,6 +106,69 @@ def test_resolutions_with_their_own_ids_are_credits_of_their_own(money, sandbox)
     assert len(issues(sandbox)) == 2
 
 
+def test_an_approval_without_resolution_ids_then_one_with_them_is_never_paid_twice(money, sandbox):
+    money.webhook("claim.created", claim_created("c-1"), event_id="c", created_at="2026-11-20T10:00:00Z")
+    money.webhook(
+        "claim.approved", claim_approved("c-1", store_credit()), event_id="a", created_at="2026-11-20T10:01:00Z"
+    )
+    money.work()
+    drain(money)
+    money.webhook(
+        "claim.resolved",
+        claim_approved("c-1", store_credit(id="res-1")),
+        event_id="r",
+        created_at="2026-11-20T10:02:00Z",
+    )
+    money.work()
+    drain(money)
+
+    assert len(issues(sandbox)) == 1
+    rows = {row["ledger_id"]: row for row in ledger(money)}
+    assert rows["claim:c-1:store_credit:claim_credit"]["state"] == "ISSUED"
+    second = rows["claim:c-1:id-res-1:claim_credit"]
+    assert second["state"] == "HELD" and second["hold_code"] == "claim_changed"
+    assert "claim:c-1:store_credit:claim_credit" in second["state_reason"]
+
+
+def test_a_refund_beside_the_store_credit_is_not_mistaken_for_it(money, sandbox):
+    refund = {"type": "REFUND", "details": {"currency": "USD", "total_refund_amount": 40}}
+    money.webhook("claim.created", claim_created("c-1"), event_id="c")
+    money.webhook("claim.approved", claim_approved("c-1", [refund, *store_credit(25)]), event_id="a")
+    money.work()
+    drain(money)
+
+    (row,) = ledger(money)
+    assert row["state"] == "ISSUED" and row["amount"] == "25.00"
+
+
+def test_an_order_protection_outage_while_fetching_the_customer_never_delays_the_credit_row(money, sandbox):
+    sandbox["order_protection"].faults(error_rate=1.0, error_status=503, error_path="/v1/orders/")
+    money.webhook("claim.approved", claim_approved("c-1", store_credit()), event_id="a")
+    money.work(rounds=1)  # the fetch fails; the approval goes back to be retried
+
+    queued_first = row_of(money)["state"]
+    sandbox["order_protection"].faults()
+    money.webhook("claim.created", claim_created("c-1"), event_id="c")
+    money.work()
+    drain(money)
+
+    assert queued_first == "QUEUED"
+    assert row_of(money)["state"] == "ISSUED" and len(issues(sandbox)) == 1
+
+
+def test_a_claim_created_later_than_its_approval_never_moves_the_claim_back_to_new(money, sandbox):
+    money.webhook(
+        "claim.approved", claim_approved("c-1", store_credit()), event_id="a", created_at="2026-11-20T10:00:00Z"
+    )
+    money.work()
+    money.webhook("claim.created", claim_created("c-1"), event_id="c", created_at="2026-11-20T10:05:00Z")
+    money.work()
+    drain(money)
+
+    assert money.claim_view("c-1")["claim"]["claim_state"] == "APPROVED"
+    assert ledger(money)[0]["state"] == "ISSUED"
+
+
 # -- 6. tickets: an uncertain create is read back, never repeated under another id -------------------------------
 
 

@@ -150,6 +150,22 @@ def test_a_refused_connection_was_never_sent_and_a_reset_after_sending_may_have_
     assert unexplained.value.may_have_applied is True  # a cause we cannot read is treated as sent
 
 
+def test_a_tls_failure_after_sending_may_have_been_applied_only_a_refused_certificate_was_never_sent():
+    refused = requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    broken = requests.exceptions.SSLError("[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] bad record mac")
+    cut = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    client = Client(base_url="http://acme.test", session=FakeSession(refused, broken, cut))
+
+    with pytest.raises(IntegrationConnectionError):
+        client.thing()
+    with pytest.raises(IntegrationDisconnectedError) as mid_answer:
+        client.thing()
+    with pytest.raises(IntegrationDisconnectedError) as cut_short:
+        client.thing()
+
+    assert mid_answer.value.may_have_applied and cut_short.value.may_have_applied
+
+
 @pytest.mark.parametrize(
     ("error", "applied"),
     [

@@ -128,3 +128,98 @@ def test_admin_routes_require_the_api_key(path):
 
     assert routes
     assert all(r.api_key_required for r in routes)
+
+
+def test_every_admin_route_requires_the_api_key():
+    admin = [r for r in api_routes(TEMPLATE) if r.path.startswith("/internal/")]
+
+    assert {"/internal/stores/{storeId}/ledger", "/internal/queues", "/internal/queues/{name}/redrive"} <= {
+        r.path for r in admin
+    }
+    assert all(r.api_key_required for r in admin)
+
+
+def test_the_sweeper_runs_every_five_minutes_and_the_health_check_every_hour():
+    events = RESOURCES["SyncFunction"]["Properties"]["Events"]
+
+    assert {name: (e["Type"], e["Properties"]["Schedule"], e["Properties"]["Input"]) for name, e in events.items()} == {
+        "Sweep": ("Schedule", "rate(5 minutes)", '{"task": "sweep"}'),
+        "IntegrationHealth": ("Schedule", "rate(1 hour)", '{"task": "health"}'),
+    }
+
+
+def test_the_sweeper_reads_a_sparse_due_index_not_the_table():
+    indexes = {i["IndexName"]: i for i in RESOURCES["MainTable"]["Properties"]["GlobalSecondaryIndexes"]}
+
+    assert [k["AttributeName"] for k in indexes["DueIndex"]["KeySchema"]] == ["due_shard", "due_at"]
+    assert [k["AttributeName"] for k in indexes["StateIndex"]["KeySchema"]] == ["store_state", "state_since"]
+    sweeper_actions = RESOURCES["SyncFunction"]["Properties"]["Policies"][0]["Statement"][0]["Action"]
+    assert "dynamodb:Scan" not in sweeper_actions
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    return {name: spec["Properties"] for name, spec in resources_of(TEMPLATE, "AWS::CloudWatch::Alarm").items()}
+
+
+def test_there_is_an_alarm_for_everything_that_needs_a_person():
+    metrics = {(a["Namespace"], a["MetricName"]) for a in alarms().values()}
+    functions = set(resources_of(TEMPLATE, "AWS::Serverless::Function"))
+
+    assert {
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("Claimbridge", "CreditHeldForOperator"),
+        ("Claimbridge", "CreditOutcomeUnknown"),
+        ("Claimbridge", "IntegrationsInvalid"),
+        ("Claimbridge", "SweeperOldestStuckAge"),
+    } <= metrics
+    for kind in ("Errors", "Throttles"):
+        watched = {_ref_name(a["Dimensions"][0]["Value"]) for a in alarms().values() if a["MetricName"] == kind}
+        assert watched == functions, kind
+    aged = {
+        _ref_name(a["Dimensions"][0]["Value"])
+        for a in alarms().values()
+        if a["MetricName"] == "ApproximateAgeOfOldestMessage"
+    }
+    assert aged == set(job_queues())
+
+
+def test_every_alarm_is_wired_to_the_alarm_topic_when_one_is_set():
+    for name, alarm in alarms().items():
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }, name
+
+
+def test_one_dashboard_shows_the_queues_functions_api_and_money():
+    (dashboard,) = resources_of(TEMPLATE, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+
+    for metric in (
+        "ApproximateAgeOfOldestMessage",
+        "Errors",
+        "Throttles",
+        "5XXError",
+        "CreditHeldForOperator",
+        "IntegrationsInvalid",
+        "SweeperOldestStuckAge",
+    ):
+        assert metric in body, metric
+
+
+def test_api_access_logs_are_json_lines_with_request_route_status_latency_and_path_in_a_retained_group():
+    api = RESOURCES["ClaimbridgeApi"]["Properties"]["AccessLogSetting"]
+    group = RESOURCES[_ref_name(api["DestinationArn"])]["Properties"]
+
+    for field in (
+        "$context.requestId",
+        "$context.resourcePath",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.path",
+    ):
+        assert field in api["Format"], field
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}

@@ -11,14 +11,21 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from claimbridge.claims import TICKET_SKIPPED
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
 from claimbridge.credits import new_row
 from claimbridge.crypto import SecretBox, mask_secret, secret_digest
 from claimbridge.directory import StoreDirectory
-from claimbridge.errors import ResourceNotFoundError, UnavailableError, invalid, problems_from_validation
-from claimbridge.ledger import Ledger
-from claimbridge.models.credits import BonusCreditIn, CreditJob, reason_slug
+from claimbridge.errors import (
+    ConflictError,
+    ResourceNotFoundError,
+    UnavailableError,
+    invalid,
+    problems_from_validation,
+)
+from claimbridge.ledger import TRANSITIONS, Ledger, LostRaceError, Outcome, State
+from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn, reason_slug
 from claimbridge.models.settings import (
     INTEGRATIONS,
     STORE_ID_PATTERN,
@@ -29,9 +36,11 @@ from claimbridge.models.settings import (
 from claimbridge.money import MoneyError, parse_amount, wire_text
 from claimbridge.observability import logger
 from claimbridge.store import Store, now_iso
+from claimbridge.sweeper import REPAIRS, Sweeper
 from claimbridge.widget import MAX_SKEW_S, signed_query, widget_url
 
 STORE_SECRETS_PURPOSE = "store"
+OPERATOR_STATES = ("HELD", "UNKNOWN", "FAILED")
 
 RichpanelFactory = Callable[[str], RichpanelClient]
 CreditEnqueuer = Callable[[CreditJob], None]
@@ -55,6 +64,8 @@ class AdminService:
         secret_box: SecretBox,
         richpanel: RichpanelFactory,
         enqueue_credit: CreditEnqueuer | None = None,
+        enqueue_claim: Callable[[str, str], None] | None = None,
+        enqueue_report: Callable[[dict[str, Any]], None] | None = None,
         directory: StoreDirectory | None = None,
     ) -> None:
         self._store = store
@@ -63,6 +74,13 @@ class AdminService:
         self._enqueue_credit = enqueue_credit
         self._directory = directory or StoreDirectory(store=store, secret_box=secret_box)
         self._ledger = Ledger(store)
+        self._enqueue_claim = enqueue_claim
+        self._enqueue_report = enqueue_report
+        self._sweeper = Sweeper(
+            store=store,
+            enqueue_credit=lambda job: self._enqueue_credit(job) if self._enqueue_credit else None,
+            enqueue_event=lambda event: None,
+        )
 
     # -- store profile -------------------------------------------------------------------------------------------
 
@@ -106,6 +124,8 @@ class AdminService:
             attributes["webhook_secrets_masked"] = existing["webhook_secrets_masked"]
         self._store.put_store_profile(store_id, attributes)
         self._directory.forget(store_id, "PROFILE")  # a widget URL signed right after must use the new secret
+        if existing is not None:  # a raised (or removed) cap re-drives what the old one held
+            self._sweeper.repaired(store_id, "cap", cap=profile.max_credit_amount)
         logger.info("store profile saved", store_id=store_id, is_new=existing is None)
         return _public_profile(store_id, attributes), existing is None
 
@@ -147,11 +167,15 @@ class AdminService:
             "status": "valid",
             "status_reason": "",
             "status_checked_at": now_iso(),
+            # Listed by integration (StateIndex), so the hourly health check finds every store that has it.
+            "store_state": f"INTEGRATION#{name}",
+            "state_since": store_id,
             "created_at": existing["created_at"] if existing else now_iso(),
             "updated_at": now_iso(),
         }
         self._store.put_integration(store_id, name, attributes)
         self._directory.forget(store_id, name)
+        self.redrive_repaired(store_id, name)
         logger.info("integration saved", store_id=store_id, integration=name, is_new=existing is None)
         return _public_integration(name, store_id, attributes), existing is None
 
@@ -269,6 +293,85 @@ class AdminService:
         logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"], is_new=created)
         return public_ledger_row(row), created
 
+    def redrive_repaired(self, store_id: str, name: str) -> int:
+        """An integration saved (or found valid again): what it held or skipped goes again, now."""
+        if name in REPAIRS:
+            return self._sweeper.repaired(store_id, name)
+        if name == "richpanel" and self._enqueue_claim is not None:
+            claims = self.skipped_claims(store_id)
+            for claim_id in claims:
+                self._enqueue_claim(store_id, claim_id)
+            return len(claims)
+        return 0
+
+    def skipped_claims(self, store_id: str) -> list[str]:
+        found: list[str] = []
+        cursor: str | None = None
+        while True:
+            items, cursor = self._store.query_index(
+                "StateIndex", "store_state", f"{store_id}#{TICKET_SKIPPED}", limit=100, after=cursor
+            )
+            found.extend(str(item["claim_id"]) for item in items)
+            if not cursor:
+                return found
+
+    # -- the operator's loop -------------------------------------------------------------------------------------
+
+    def ledger_rows(self, store_id: str, state: str | None, cursor: str | None) -> dict[str, Any]:
+        """A store's rows that need a person (HELD, UNKNOWN or FAILED), oldest first, with reasons and evidence."""
+        check_store_id(store_id)
+        if state not in OPERATOR_STATES:
+            raise invalid("state", f"must be one of {', '.join(OPERATOR_STATES)}")
+        try:
+            rows, following = self._ledger.in_state(store_id, State(state), limit=50, after=cursor or None)
+        except (ValueError, KeyError, TypeError) as error:
+            raise invalid("cursor", "not a cursor this API gave") from error
+        return {"rows": [public_ledger_row(row) for row in rows], "next_cursor": following or None}
+
+    def ledger_action(self, store_id: str, entry_id: str, body: Any, who: str) -> dict[str, Any]:
+        """An operator's decision on one row, audited on it (who, when, why, before and after); 409 when the row's
+        state does not allow it."""
+        check_store_id(store_id)
+        try:
+            action = LedgerActionIn.model_validate(body)
+        except ValidationError as error:
+            raise problems_from_validation(error) from error
+        row = self._ledger_row(store_id, entry_id)
+        outcome = Outcome(action.action)
+        if (State(row["state"]), outcome) not in TRANSITIONS:
+            raise ConflictError(f"{action.action} is not allowed while the credit is {row['state']}")
+        fields: dict[str, Any] = {}
+        if outcome == Outcome.MARK_ISSUED:
+            fields = {"card_id": action.card_id, "card_type": "marked_by_operator", "hold_code": None}
+        audit = {
+            "who": who,
+            "action": action.action,
+            "why": action.reason,
+            **({"card_id": action.card_id} if action.card_id else {}),
+        }
+        try:
+            moved = self._ledger.move(
+                row, outcome, reason=f"{action.action} by {who}: {action.reason}", fields=fields, audit=audit
+            )
+        except LostRaceError:
+            raise ConflictError("the credit changed meanwhile; read it again") from None
+        if outcome == Outcome.RETRY and self._enqueue_credit is not None:
+            self._enqueue_credit(CreditJob(store_id=store_id, pk=row["PK"], sk=row["SK"]))
+        if outcome == Outcome.MARK_ISSUED and moved.get("kind") == "claim_credit" and self._enqueue_report:
+            self._enqueue_report({"store_id": store_id, "pk": row["PK"], "sk": row["SK"]})
+        logger.info("ledger action", store_id=store_id, ledger=entry_id, action=action.action, who=who)
+        return public_ledger_row(moved)
+
+    def _ledger_row(self, store_id: str, entry_id: str) -> dict[str, Any]:
+        parts = entry_id.split(":")
+        if len(parts) != 4 or parts[0] not in ("claim", "bonus") or len(entry_id) > 300:
+            raise ResourceNotFoundError(f"no ledger entry {entry_id}")
+        kind, subject, slot, purpose = parts
+        row = self._store.get(f"STORE#{store_id}#{kind.upper()}#{subject}", f"LEDGER#{slot}#{purpose}")
+        if row is None:
+            raise ResourceNotFoundError(f"no ledger entry {entry_id}")
+        return row
+
     def widget_url(self, store_id: str, body: Any, base_url: str, now: float) -> dict[str, Any]:
         """A signed widget URL for one customer (valid for the widget's 300 s skew window)."""
         check_store_id(store_id)
@@ -288,15 +391,7 @@ class AdminService:
 
     def ledger_entry(self, store_id: str, entry_id: str) -> dict[str, Any]:
         check_store_id(store_id)
-        parts = entry_id.split(":")
-        if len(parts) != 4 or parts[0] not in ("claim", "bonus"):
-            raise ResourceNotFoundError(f"no ledger entry {entry_id}")
-        kind, subject, slot, purpose = parts
-        pk = f"STORE#{store_id}#{kind.upper()}#{subject}"
-        row = self._store.get(pk, f"LEDGER#{slot}#{purpose}")
-        if row is None:
-            raise ResourceNotFoundError(f"no ledger entry {entry_id}")
-        return public_ledger_row(row)
+        return public_ledger_row(self._ledger_row(store_id, entry_id))
 
     def _check_richpanel_key(self, api_key: str) -> None:
         try:

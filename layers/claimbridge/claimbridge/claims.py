@@ -13,6 +13,7 @@ back to the dashboard; no message body is ever posted to it. Item keys live in `
 
 from __future__ import annotations
 
+import contextlib
 import html
 import time
 import uuid
@@ -27,10 +28,10 @@ from pydantic import ValidationError
 from claimbridge.clients.http import AuthError, BadRequestError, CallRecord, IntegrationError, NotFoundError
 from claimbridge.clients.order_protection import Order, OrderProtectionClient
 from claimbridge.clients.richpanel import RichpanelClient
-from claimbridge.credits import credit_slot, new_row
+from claimbridge.credits import credit_slot, is_store_credit, new_row
 from claimbridge.crypto import customer_key
 from claimbridge.directory import Integration, StoreDirectory, StoreInfo
-from claimbridge.ledger import Ledger, State
+from claimbridge.ledger import Ledger, LostRaceError, Outcome, State
 from claimbridge.models.credits import CreditJob
 from claimbridge.models.webhooks import (
     CLAIM_TYPES,
@@ -46,10 +47,11 @@ from claimbridge.observability import logger, metrics
 from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, now_iso
 
 SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
-STORE_CREDIT_TYPES = frozenset({"STORE_CREDIT", "GIFT_CARD"})
 # For two events of the same time, the later stage of a claim's life wins.
 STATE_RANK = {"NEW": 0, "OPEN": 1, "DENIED": 2, "APPROVED": 3, "RESOLVED": 4}
 PROTECTION_RANK = {"protection.added": 1, "protection.removed": 2}
+RECONCILE_TOPIC = "claim.reconcile"  # an internal job: never accepted from a webhook
+TICKET_SKIPPED = "TICKET_SKIPPED"
 TICKET_NAMESPACE = uuid.UUID("5d0c6c1e-52f1-4f0b-8d0e-7a1b3c9e2f40")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -137,6 +139,7 @@ class ClaimsService:
                 "message.created": self._on_message,
                 "protection.added": self._on_protection,
                 "protection.removed": self._on_protection,
+                RECONCILE_TOPIC: self._on_reconcile,
             }[job.topic]
             handler(info, job, envelope, at)
         except (ValidationError, InvalidEventError) as error:
@@ -172,7 +175,8 @@ class ClaimsService:
             "order_items": [item.model_dump(mode="json") for item in order.items] if order else None,
             "created_at": event.created_at or envelope.created_at or now_iso(),
         }
-        claim = self._record(info, job, event.claim_id, facts, customer, state=event.claim_state, at=at)
+        # Its state is the claim's first: it never moves a state a later event (an approval handled first) set.
+        claim = self._record(info, job, event.claim_id, facts, customer, state=event.claim_state, at=at, initial=True)
         if order is not None:
             self._record_order(info, event.order_id, order, customer)
         self._effects(info, claim)
@@ -190,12 +194,21 @@ class ClaimsService:
         }
         ordered = {"resolutions": [r.model_dump(mode="json") for r in event.resolutions]} if event.resolutions else {}
         claim = self._record(info, job, event.claim_id, facts, event.customer, state=state, at=at, ordered=ordered)
-        if claim.get("claim_state") in SNOOZE_STATES and not claim.get("customer_email"):
+        approved = claim.get("claim_state") in SNOOZE_STATES
+        if approved:  # before anything else can fail: an Order Protection outage never delays money
+            self._ensure_credits(info, claim)
+        if approved and not claim.get("customer_email"):
             fetched = self._fetch_order(info, event.claim_id, claim.get("order_id"))
             if fetched is not None:
                 claim = self._record(info, job, event.claim_id, {"order_number": fetched.number}, fetched.customer)
                 self._record_order(info, claim.get("order_id") or "", fetched, fetched.customer)
-        self._effects(info, claim)
+        self._effects(info, claim, credits_done=approved)
+
+    def _on_reconcile(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
+        """Ours, not Order Protection's: do again what the claim's current state asks for (a repair, the sweeper)."""
+        claim = self._store.get_claim(info.store_id, str(envelope.body.get("claim_id", "")))
+        if claim is not None:
+            self._effects(info, claim)
 
     def _on_message(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         # Recorded on the timeline only: on Richpanel's email channel a posted message e-mails the customer (seeds/004).
@@ -231,6 +244,7 @@ class ClaimsService:
         state: str = "",
         at: int = 0,
         ordered: dict[str, Any] | None = None,
+        initial: bool = False,
     ) -> dict[str, Any]:
         """Record the event's facts; move the claim's state (and resolutions) only if the event is the newest."""
         values = {key: value for key, value in facts.items() if value not in (None, "", [])}
@@ -246,6 +260,16 @@ class ClaimsService:
             )
         if not state:
             return self._store.upsert_claim(info.store_id, claim_id, values)
+        if initial:
+            first = {
+                "claim_state": state,
+                "state_at_us": at,
+                "state_rank": STATE_RANK.get(state, 1),
+                "state_event": f"{job.topic} {job.event_id}",
+            }
+            claim = self._store.upsert_claim(info.store_id, claim_id, values | first, keep=frozenset(first))
+            self._timeline(info.store_id, claim_id, note=f"{job.topic}: {state}, now {claim.get('claim_state')}")
+            return claim
         moved = values | (ordered or {}) | {"claim_state": state, "state_event": f"{job.topic} {job.event_id}"}
         kinds = ", ".join(r["type"] for r in (ordered or {}).get("resolutions", [])) or "no resolution"
         try:
@@ -263,11 +287,11 @@ class ClaimsService:
         self._timeline(info.store_id, claim_id, note=f"{job.topic}: {state} ({kinds})")
         return claim
 
-    def _effects(self, info: StoreInfo, claim: dict[str, Any]) -> None:
+    def _effects(self, info: StoreInfo, claim: dict[str, Any], *, credits_done: bool = False) -> None:
         """What the claim's current state asks for, each step idempotent. Credits first: a Richpanel outage never
         delays money."""
         approved = claim.get("claim_state") in SNOOZE_STATES
-        if approved:
+        if approved and not credits_done:
             self._ensure_credits(info, claim)
         ticket_id = self._ensure_ticket(info, claim)
         # Snoozed once for each event that moved the claim into APPROVED or RESOLVED (a duplicate moves nothing).
@@ -280,7 +304,7 @@ class ClaimsService:
         claim_id = claim["claim_id"]
         jobs: list[CreditJob] = []
         for resolution in claim.get("resolutions") or []:
-            if str(resolution.get("type", "")).upper() not in STORE_CREDIT_TYPES:
+            if not is_store_credit(resolution):
                 continue
             details = resolution.get("details") or {}
             pk, sk = claim_pk(info.store_id, claim_id), f"LEDGER#{credit_slot(resolution)}#claim_credit"
@@ -309,6 +333,13 @@ class ClaimsService:
                 self._ledger.note_conflict(
                     row, f"a later event asked for {asked['amount']} {asked['currency']}; the row keeps {row['amount']}"
                 )
+            if (
+                row["state"] == State.HELD
+                and row.get("hold_code") == "customer_unknown"
+                and claim.get("customer_email")
+            ):
+                with contextlib.suppress(LostRaceError):  # the customer came after the deadline: go on now
+                    row = self._ledger.move(row, Outcome.REPAIR, reason="re-driven: the claim's customer arrived")
             if row["state"] == State.QUEUED:
                 jobs.append(CreditJob(store_id=info.store_id, pk=pk, sk=sk))
         if jobs and self._enqueue_credits is not None:
@@ -353,25 +384,28 @@ class ClaimsService:
         except AuthError:
             self._directory.mark_invalid(info.store_id, "order_protection", "Order Protection refused the API token")
             return None
-        except NotFoundError:
-            self._timeline(info.store_id, claim_id, note=f"order {order_id} not found in Order Protection")
+        except (NotFoundError, BadRequestError) as error:
+            self._timeline(info.store_id, claim_id, note=f"order {order_id}: Order Protection answered {error.status}")
             return None
 
     # -- Richpanel -----------------------------------------------------------------------------------------------
 
     def _richpanel_for(self, info: StoreInfo, claim_id: str) -> tuple[Integration, RichpanelClient] | None:
         integration = self._directory.integration(info.store_id, "richpanel")
-        if integration is None:
-            self._timeline(info.store_id, claim_id, note="richpanel not configured for this store: skipped")
+        if integration is None or not integration.valid:
+            why = (
+                "not configured for this store"
+                if integration is None
+                else f"integration invalid ({integration.reason})"
+            )
+            self._timeline(info.store_id, claim_id, note=f"richpanel {why}: skipped, no call made")
             metrics.add_metric(name="RichpanelJobSkipped", unit="Count", value=1)
-            return None
-        if not integration.valid:
-            self._timeline(
+            # Listed by store, so saving Richpanel (or its key becoming valid again) re-drives this claim.
+            self._store.upsert_claim(
                 info.store_id,
                 claim_id,
-                note=f"richpanel integration invalid ({integration.reason}): skipped, no call made",
+                {"store_state": f"{info.store_id}#{TICKET_SKIPPED}", "state_since": f"{now_iso()}#{claim_id}"},
             )
-            metrics.add_metric(name="RichpanelJobSkipped", unit="Count", value=1)
             return None
         return integration, self._richpanel(integration.secrets["api_key"], self._observer(info.store_id, claim_id))
 
@@ -410,6 +444,11 @@ class ClaimsService:
             if error.may_have_applied:  # the next attempt reads the id back before creating
                 self._store.upsert_claim(info.store_id, claim_id, {"ticket_uncertain_at": now_iso()})
             raise
+        if ticket_id != wanted:  # CONTRACTS.md: Richpanel takes our id; if it ever does not, a retry could open two
+            logger.error(
+                "richpanel did not keep the ticket id we chose", claim_id=claim_id, wanted=wanted, got=ticket_id
+            )
+            metrics.add_metric(name="RichpanelTicketIdNotKept", unit="Count", value=1)
         try:
             self._store.set_ticket(info.store_id, claim_id, ticket_id=ticket_id)
         except ConditionFailedError:

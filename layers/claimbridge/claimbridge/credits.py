@@ -20,7 +20,7 @@ from claimbridge.clients.http import AuthError, CallRecord, IntegrationError
 from claimbridge.crypto import customer_key
 from claimbridge.directory import StoreDirectory, StoreInfo
 from claimbridge.jobs import JobDeferredError
-from claimbridge.ledger import FINAL, Ledger, LostRaceError, Outcome, State, ledger_id
+from claimbridge.ledger import SETTLED, Ledger, LostRaceError, Outcome, State, ledger_id
 from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
@@ -29,6 +29,8 @@ from claimbridge.store import Store, customer_pk
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 CLAIM_CREDIT_STATES = frozenset({"APPROVED", "RESOLVED"})
+LIVE_LEASE_RECHECK_S = 20
+MAX_CALLS = 40  # the last calls kept on a row (the evidence an operator reads)
 UNKNOWN_PAUSE_S = 30  # look for evidence a little after an unknown outcome, not while the partner may still act
 DEFAULT_CUSTOMER_WAIT_S = 24 * 3600
 
@@ -80,11 +82,12 @@ class CreditService:
         if state == State.ISSUED:
             self._report(row)
             return
-        if state in FINAL:
+        if state in SETTLED:
             logger.info("credit already settled", ledger=row["ledger_id"], state=state)
             return
         if (left := self._ledger.lease_left(row)) > 0:
-            raise JobDeferredError(left + 1, "another worker holds this credit")
+            # A live holder settles within its call's timeout; look again soon, and later if it died.
+            raise JobDeferredError(min(left + 1, LIVE_LEASE_RECHECK_S), "another worker holds this credit")
         if state == State.PENDING:
             row = self._ledger.move(
                 row,
@@ -137,8 +140,18 @@ class CreditService:
             if taken:
                 self._ledger.move(row, Outcome.NOT_SENT, reason=f"{error}; not applied, will retry", calls=calls)
             raise error
-        if isinstance(error, AuthError):
-            self._directory.mark_invalid(row["store_id"], row["provider"], f"{row['provider']} refused the credential")
+        if isinstance(error, AuthError):  # nothing was made; held, and re-driven when the key is saved or valid again
+            reason = f"{row['provider']} refused the credential ({error})"
+            self._directory.mark_invalid(row["store_id"], row["provider"], reason)
+            self._ledger.move(
+                row,
+                Outcome.HOLD,
+                reason=f"{reason}; no credit made",
+                calls=calls,
+                fields={"hold_code": "provider_invalid"},
+            )
+            metrics.add_metric(name="CreditHeld", unit="Count", value=1)
+            return
         body = str(getattr(error, "body", ""))[:200]
         self._ledger.move(
             row, Outcome.REFUSE, reason=f"{row['provider']} refused the credit: {error} {body}".strip(), calls=calls
@@ -283,12 +296,26 @@ class CreditService:
                 "claim_state",
                 f"the claim is {state or 'unknown'} now, not approved; held for an operator, no call made",
             ), {}
-        resolution = next((r for r in claim.get("resolutions") or [] if credit_slot(r) == row["slot"]), None)
+        wanted = [r for r in claim.get("resolutions") or [] if is_store_credit(r)]
+        resolution = next((r for r in wanted if credit_slot(r) == row["slot"]), None)
         if resolution is None:
             return Stop(
                 Outcome.HOLD,
                 "claim_changed",
                 "the claim's resolutions no longer include this credit; held for an operator, no call made",
+            ), {}
+        slots = {credit_slot(r) for r in wanted}
+        others = [
+            other["ledger_id"]
+            for other in self._store.query_partition(row["PK"], sk_prefix="LEDGER#")
+            if other["SK"] != row["SK"] and other.get("slot") not in slots and other.get("state") != "CANCELLED"
+        ]
+        if others:  # e.g. the approval came without resolution ids and a later event with them: one credit, two keys
+            return Stop(
+                Outcome.HOLD,
+                "claim_changed",
+                f"this claim has another credit under {', '.join(others)} that its resolutions no longer name; "
+                "held for an operator, no call made",
             ), {}
         now_says = resolution_amount(resolution)
         if now_says is not None and now_says != Decimal(str(row["amount"])):
@@ -353,12 +380,17 @@ class CreditService:
 
         def observe(call: CallRecord) -> None:
             calls.append({"at": _iso(self._clock()), **call.fields()})
+            del calls[:-MAX_CALLS]  # a long 429 storm must not grow the row toward DynamoDB's 400 KB
 
         provider: CreditProvider = factory(integration.secrets, observe)
         return provider
 
 
 # -- rows ---------------------------------------------------------------------------------------------------------
+
+
+def is_store_credit(resolution: Mapping[str, Any]) -> bool:
+    return str(resolution.get("type", "")).upper() in ("STORE_CREDIT", "GIFT_CARD")
 
 
 def credit_slot(resolution: Mapping[str, Any]) -> str:

@@ -42,6 +42,12 @@ class InvalidRequestError(DomainError):
         }
 
 
+class ConflictError(DomainError):
+    """The resource's state does not allow the request (an operator action on a row that moved on): 409."""
+
+    status = 409
+
+
 class UnavailableError(DomainError):
     """A partner we must consult is down; nothing was changed. 503."""
 

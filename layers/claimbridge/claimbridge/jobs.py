@@ -27,6 +27,7 @@ from claimbridge.clients.http import IntegrationError, RateLimitError
 from claimbridge.observability import logger, metrics
 
 MAX_DELAY_S = 900  # SQS's ceiling for DelaySeconds
+MAX_DEFERRALS = 2000  # a job that waited this often (days of 429s, a lease never freed) goes to the DLQ to be seen
 BACKOFF_BASE_S = 5
 BACKOFF_CAP_S = 900
 FAILURES = "failures"
@@ -113,13 +114,17 @@ class SqsJobRunner:
     def _again(self, record: SQSRecord, delay_s: float, reason: str, *, failed: bool) -> None:
         """Send the job back, delayed; a failure counts one, and the last one goes to the DLQ instead."""
         failures = failures_of(record) + (1 if failed else 0)
+        deferrals = _counter(record, DEFERRALS) + (not failed)
+        if deferrals > MAX_DEFERRALS:
+            reason = f"deferred {deferrals} times; last: {reason}"
+            failures = self._max_failures
         attributes = {
             name: {"DataType": value.data_type, "StringValue": value.string_value}
             for name, value in record.message_attributes.items()
             if value.string_value is not None and name not in (FAILURES, DEFERRALS, "reason")
         }
         attributes[FAILURES] = {"DataType": "Number", "StringValue": str(failures)}
-        attributes[DEFERRALS] = {"DataType": "Number", "StringValue": str(_counter(record, DEFERRALS) + (not failed))}
+        attributes[DEFERRALS] = {"DataType": "Number", "StringValue": str(deferrals)}
         attributes["reason"] = {"DataType": "String", "StringValue": reason[:500] or "-"}
         if failures >= self._max_failures:
             logger.error(

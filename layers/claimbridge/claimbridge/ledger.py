@@ -12,7 +12,11 @@ moves it; the other gets ``LostRaceError`` and defers. A worker that is about to
 | UNKNOWN | the call may have reached the partner and gave no clear answer | evidence that names this credit |
 | ISSUED | done, with the partner's card | final |
 | FAILED | the partner refused for good (the reason says why) | final |
-| HELD | stopped before any call (a guardrail), or an outcome nobody can know: an operator decides | final here |
+| HELD | stopped before any call (a guardrail), or an outcome nobody can know | the repaired cause; an operator |
+| CANCELLED | an operator decided it is not to be paid | final |
+
+Rows not final carry ``due_shard``/``due_at`` (the sparse ``DueIndex``: when the sweeper should nudge them if nothing
+else has); every row carries ``store_state``/``state_since`` (the ``StateIndex``: a store's rows by state).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from claimbridge.store import ConditionFailedError, Store, now_iso
+from claimbridge.store import ConditionFailedError, Store, due_shard, now_iso
 
 
 class State(StrEnum):
@@ -32,6 +36,7 @@ class State(StrEnum):
     ISSUED = "ISSUED"
     FAILED = "FAILED"
     HELD = "HELD"
+    CANCELLED = "CANCELLED"
 
 
 class Outcome(StrEnum):
@@ -48,6 +53,10 @@ class Outcome(StrEnum):
     ABSENT = "absent"  # conclusive evidence that it did not apply: do it again
     NO_EVIDENCE = "no_evidence"  # nothing conclusive: an operator decides, with what was seen
     RELEASE = "release"  # give the lease back without deciding (a failed look-up)
+    REPAIR = "repair"  # the cause of a guardrail's hold was fixed (Rise saved, the cap raised, the claim arrived)
+    RETRY = "retry"  # an operator: try again (a held or failed credit)
+    MARK_ISSUED = "mark_issued"  # an operator: the partner did make it (with its card id)
+    CANCEL = "cancel"  # an operator: it is not to be paid
 
 
 S, Oc = State, Outcome
@@ -59,6 +68,7 @@ TRANSITIONS: dict[tuple[State, Outcome], State] = {
     (S.PENDING, Oc.APPLIED): S.ISSUED,
     (S.PENDING, Oc.NOT_SENT): S.QUEUED,
     (S.PENDING, Oc.REFUSE): S.FAILED,
+    (S.PENDING, Oc.HOLD): S.HELD,  # the partner refused the credential: nothing was made
     (S.PENDING, Oc.UNCERTAIN): S.UNKNOWN,
     (S.PENDING, Oc.ABANDONED): S.UNKNOWN,
     (S.UNKNOWN, Oc.RECONCILE): S.UNKNOWN,
@@ -66,8 +76,21 @@ TRANSITIONS: dict[tuple[State, Outcome], State] = {
     (S.UNKNOWN, Oc.ABSENT): S.QUEUED,
     (S.UNKNOWN, Oc.NO_EVIDENCE): S.HELD,
     (S.UNKNOWN, Oc.RELEASE): S.UNKNOWN,
+    (S.HELD, Oc.REPAIR): S.QUEUED,
+    (S.HELD, Oc.RETRY): S.QUEUED,
+    (S.FAILED, Oc.RETRY): S.QUEUED,
+    (S.HELD, Oc.MARK_ISSUED): S.ISSUED,
+    (S.FAILED, Oc.MARK_ISSUED): S.ISSUED,
+    (S.QUEUED, Oc.CANCEL): S.CANCELLED,
+    (S.HELD, Oc.CANCEL): S.CANCELLED,
+    (S.FAILED, Oc.CANCEL): S.CANCELLED,
 }
-FINAL = frozenset({S.ISSUED, S.FAILED, S.HELD})
+FINAL = frozenset({S.ISSUED, S.CANCELLED})  # nothing moves these
+SETTLED = frozenset({S.ISSUED, S.FAILED, S.HELD, S.CANCELLED})  # no worker moves these; a repair or a person may
+BY_A_PERSON = frozenset({Oc.RETRY, Oc.MARK_ISSUED, Oc.CANCEL})
+MAX_HISTORY = 60  # the moves kept on a row
+QUEUED_DUE_S = 600  # a QUEUED row still there after this is nudged by the sweeper
+UNKNOWN_DUE_S = 180  # an UNKNOWN row is reconciled 30 s after it appears; nudged if it is still there after this
 LEASED = frozenset({(S.QUEUED, Oc.TAKE), (S.UNKNOWN, Oc.RECONCILE)})  # moves that start a partner call
 LEASE_S = 90  # longer than the credit worker's timeout: a live attempt is never taken over
 
@@ -94,6 +117,16 @@ def ledger_id(pk: str, sk: str) -> str:
     return ":".join([kind.lower(), subject_id, *sk.removeprefix("LEDGER#").split("#")])
 
 
+def _due_at(state: State, now: int, lease_until: int) -> int | None:
+    if state == S.QUEUED:
+        return now + QUEUED_DUE_S
+    if state == S.PENDING:
+        return lease_until + 60
+    if state == S.UNKNOWN:
+        return max(now + UNKNOWN_DUE_S, lease_until + 60)
+    return None
+
+
 class Ledger:
     """The ledger's rows in the table: created once, moved only through ``move``."""
 
@@ -106,7 +139,18 @@ class Ledger:
 
     def create(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Write a new QUEUED row unless its key exists; return the row that stands and whether it is new."""
-        item = {**row, "state": S.QUEUED.value, "version": 1, "created_at": row.get("created_at") or now_iso()}
+        now = now_iso()
+        item = {
+            **row,
+            "state": S.QUEUED.value,
+            "version": 1,
+            "created_at": row.get("created_at") or now,
+            "item_type": "ledger",
+            "due_shard": due_shard(row["ledger_id"]),
+            "due_at": int(self._clock()) + QUEUED_DUE_S,
+            "store_state": f"{row['store_id']}#{S.QUEUED.value}",
+            "state_since": f"{now}#{row['ledger_id']}",
+        }
         try:
             self._store.put(item, condition="attribute_not_exists(PK)")
         except ConditionFailedError:
@@ -128,37 +172,52 @@ class Ledger:
         reason: str | None = None,
         fields: Mapping[str, Any] | None = None,
         calls: list[dict[str, Any]] | None = None,
+        audit: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Move ``row`` by ``outcome`` with one conditional update on its version; return the row as it now is."""
         state = State(row["state"])
         target = next_state(state, outcome)
         version = int(row.get("version") or 0)
-        now = now_iso()
+        now, clock = now_iso(), int(self._clock())
+        lease_until = clock + LEASE_S if (state, outcome) in LEASED else 0
+        due = _due_at(target, clock, lease_until)
         values: dict[str, Any] = {
             "state": target.value,
             "version": version + 1,
             "updated_at": now,
-            "lease_until": int(self._clock()) + LEASE_S if (state, outcome) in LEASED else 0,
+            "lease_until": lease_until,
+            "store_state": f"{row['store_id']}#{target.value}",
+            "state_since": f"{now}#{row['ledger_id']}",
+            "item_type": "ledger",
+            **({"due_shard": due_shard(row["ledger_id"]), "due_at": due} if due is not None else {}),
             **({"state_reason": reason} if reason is not None else {}),
             **({"calls": calls} if calls is not None else {}),
-            **({"settled_at": now} if target in FINAL else {}),
+            **({"settled_at": now} if target in SETTLED else {}),
             **dict(fields or {}),
         }
         values = {key: value for key, value in values.items() if value is not None}
         names = {f"#f{i}": key for i, key in enumerate(values)}
         sets = [f"#f{i} = :v{i}" for i in range(len(values))]
-        sets.append("#history = list_append(if_not_exists(#history, :none), :step)")
         step = {"at": now, "from": state.value, "outcome": outcome.value, "to": target.value}
         if reason:
             step["reason"] = reason
+        # The row was read with its history and the version condition makes that the whole of it: kept bounded.
+        sets.append("#history = :history")
+        history = [*list(row.get("history") or [])[-(MAX_HISTORY - 1) :], step]
+        extra: dict[str, Any] = {":history": history, ":expected": version}
+        if audit is not None:
+            sets.append("#audit = list_append(if_not_exists(#audit, :none), :audit)")
+            extra[":audit"] = [{"at": now, "before": state.value, "after": target.value, **audit}]
+            extra[":none"] = []
+            names["#audit"] = "audit"
+        removes = " REMOVE due_shard, due_at" if due is None else ""
         try:
             return self._store.update(
                 row["PK"],
                 row["SK"],
-                expression="SET " + ", ".join(sets),
+                expression="SET " + ", ".join(sets) + removes,
                 names=names | {"#history": "history", "#version": "version"},
-                values={f":v{i}": value for i, value in enumerate(values.values())}
-                | {":none": [], ":step": [step], ":expected": version},
+                values={f":v{i}": value for i, value in enumerate(values.values())} | extra,
                 condition="#version = :expected" if version else "attribute_not_exists(#version)",
             )
         except ConditionFailedError:
@@ -172,3 +231,10 @@ class Ledger:
             expression="SET conflicts = list_append(if_not_exists(conflicts, :none), :note)",
             values={":none": [], ":note": [{"at": now_iso(), "note": note}]},
         )
+
+    def in_state(self, store_id: str, state: State, *, limit: int = 50, after: str | None = None) -> tuple[list, str]:
+        """A store's rows in ``state``, oldest first, a page at a time (``StateIndex``); the next page's cursor."""
+        rows, cursor = self._store.query_index(
+            "StateIndex", "store_state", f"{store_id}#{state.value}", limit=limit, after=after
+        )
+        return rows, cursor

@@ -22,11 +22,13 @@ from typing import Any
 
 from claimbridge.crypto import matches_any_digest
 from claimbridge.observability import logger
-from claimbridge.store import ConditionFailedError, Store
+from claimbridge.store import ConditionFailedError, Store, due_shard
 
 MAX_BODY_BYTES = 256 * 1024
 EVENT_TTL_S = 8 * 24 * 3600  # senders retry for days; keep de-duplication records at least 7 days
 LEASE_S = 10  # how long a PENDING record blocks a retry from enqueueing: longer than the receiver's 5 s timeout
+EVENT_DUE_S = 60  # a PENDING event the sender did not retry is enqueued by the sweeper this long after its lease
+ENQUEUED_DUE_S = 30 * 60  # an enqueued event no worker finished in this long is enqueued again by the sweeper
 IN_FLIGHT_WAIT_S = 1.5  # how long a duplicate waits for a concurrent delivery to mark its record ENQUEUED
 IN_FLIGHT_POLL_S = 0.05
 SECRETS_CACHE_S = 60.0
@@ -91,8 +93,14 @@ class WebhookReceiver:
                     "lease_until": int(now + LEASE_S),
                     "topic": topic,
                     "store_id": store_id,
+                    "event_id": event_id,
                     "received_at": int(now),
                     "ttl": int(now + EVENT_TTL_S),
+                    # Kept until the worker is done, so the sweeper can enqueue it again if nothing else does.
+                    "body": raw_body,
+                    "item_type": "event",
+                    "due_shard": due_shard(f"{store_id}/{event_id}"),
+                    "due_at": int(now + LEASE_S + EVENT_DUE_S),
                 },
                 condition="attribute_not_exists(PK) OR (#state = :pending AND lease_until < :now)",
                 names={"#state": "state"},
@@ -109,6 +117,8 @@ class WebhookReceiver:
                     "store_id": {"DataType": "String", "StringValue": store_id},
                     "event_id": {"DataType": "String", "StringValue": event_id},
                     "topic": {"DataType": "String", "StringValue": topic},
+                    # When the event came: its time if its envelope has none (kept when the job is sent back).
+                    "received_at": {"DataType": "Number", "StringValue": str(int(now * 1000))},
                 },
             )
         except Exception as error:  # noqa: BLE001 - any failure to enqueue must release the event
@@ -124,9 +134,15 @@ class WebhookReceiver:
             self._store.update(
                 event_pk(store_id, event_id),
                 "EVENT",
-                expression="SET #state = :enqueued, enqueued_at = :at",
+                expression="SET #state = :enqueued, enqueued_at = :at, due_at = :due",
                 names={"#state": "state"},
-                values={":enqueued": "ENQUEUED", ":at": int(self._clock()), ":lease": lease, ":pending": "PENDING"},
+                values={
+                    ":enqueued": "ENQUEUED",
+                    ":at": int(self._clock()),
+                    ":due": int(self._clock()) + ENQUEUED_DUE_S,
+                    ":lease": lease,
+                    ":pending": "PENDING",
+                },
                 condition="lease = :lease AND #state = :pending",
             )
         except Exception:  # noqa: BLE001 - the job is on the queue; a retry after the lease only enqueues it again

@@ -13,6 +13,7 @@ from claimbridge.store import Store
 
 if TYPE_CHECKING:
     from claimbridge.directory import StoreDirectory
+    from claimbridge.queues import JobQueue
 
 
 @cache
@@ -38,3 +39,49 @@ def store_directory() -> StoreDirectory:
 
     settings = get_settings().require("table_name", "kms_key_id")
     return StoreDirectory(store=table_store(), secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""))
+
+
+def job_queues(settings: Any) -> list[JobQueue]:
+    from claimbridge.queues import JobQueue
+
+    return [
+        JobQueue(name, getattr(settings, f"{name}_queue_url") or "", getattr(settings, f"{name}_dlq_url") or "")
+        for name in ("richpanel", "credit", "order_protection")
+    ]
+
+
+def oldest_message_age(queue_url: str) -> int | None:
+    """SQS's ApproximateAgeOfOldestMessage for the last five minutes (CloudWatch); None where there is none."""
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        answer = aws_client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": queue_url.rsplit("/", 1)[-1]}],
+            StartTime=datetime.now(UTC) - timedelta(minutes=5),
+            EndTime=datetime.now(UTC),
+            Period=300,
+            Statistics=["Maximum"],
+        )
+    except Exception:  # noqa: BLE001 - an age we cannot read is shown as unknown, never as an error
+        return None
+    points = answer.get("Datapoints") or []
+    return int(max(point["Maximum"] for point in points)) if points else None
+
+
+def reconcile_message(settings: Any, store_id: str, claim_id: str) -> dict[str, Any]:
+    """The Richpanel queue's message that makes the claims worker do again what a claim's state asks for."""
+    import json
+    import time
+
+    event_id = f"reconcile-{claim_id}-{int(time.time())}"
+    return {
+        "QueueUrl": settings.richpanel_queue_url,
+        "MessageBody": json.dumps({"id": event_id, "topic": "claim.reconcile", "body": {"claim_id": claim_id}}),
+        "MessageAttributes": {
+            "store_id": {"DataType": "String", "StringValue": store_id},
+            "event_id": {"DataType": "String", "StringValue": event_id},
+            "topic": {"DataType": "String", "StringValue": "claim.reconcile"},
+        },
+    }

@@ -19,6 +19,7 @@ A claim's partition holds the claim, its timeline and (with credits) its ledger 
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +52,14 @@ def claim_pk(store_id: str, claim_id: str) -> str:
 
 def order_pk(store_id: str, order_id: str) -> str:
     return f"STORE#{store_id}#ORDER#{order_id}"
+
+
+DUE_SHARDS = 4
+
+
+def due_shard(key: str) -> str:
+    """One of a few ``DueIndex`` partitions, by a stable hash of the item's key (spreads the sweeper's reads)."""
+    return f"DUE#{zlib.crc32(key.encode()) % DUE_SHARDS}"
 
 
 def customer_pk(store_id: str, customer_hash: str) -> str:
@@ -242,7 +251,7 @@ class Store:
             self.update(
                 f"EVENT#{store_id}#{event_id}",
                 "EVENT",
-                expression="SET #state = :done, done_at = :at REMOVE lease, lease_until",
+                expression="SET #state = :done, done_at = :at REMOVE lease, lease_until, due_shard, due_at, body",
                 names={"#state": "state"},
                 values={":done": "DONE", ":at": now_iso()},
                 condition="attribute_exists(PK)",
@@ -294,7 +303,7 @@ class Store:
             claim_pk(store_id, claim_id),
             "CLAIM",
             expression="SET ticket_id = :ticket, ticket_opened_at = if_not_exists(ticket_opened_at, :at) "
-            "REMOVE ticket_uncertain_at",
+            "REMOVE ticket_uncertain_at, store_state, state_since",
             values={":ticket": ticket_id, ":at": now_iso()},
             condition="attribute_not_exists(ticket_id) OR ticket_id = :ticket",
         )
@@ -367,6 +376,61 @@ class Store:
 
     def claim_partition(self, store_id: str, claim_id: str) -> list[dict[str, Any]]:
         return self.query_partition(claim_pk(store_id, claim_id))
+
+    def query_index(
+        self, index: str, key: str, value: str, *, limit: int = 50, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """One page of a sparse index's partition, oldest first; the cursor of the next page ("" at the end)."""
+        import base64
+        import json
+
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": key},
+            "ExpressionAttributeValues": to_attributes({":v": value}),
+            "Limit": limit,
+        }
+        if after:
+            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(after.encode()))
+        answer = self._client.query(**kwargs)
+        last = answer.get("LastEvaluatedKey")
+        cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else ""
+        return [from_attributes(item) for item in answer["Items"]], cursor
+
+    def query_due(self, shard: str, now: int, *, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        """Everything in one ``DueIndex`` shard whose ``due_at`` has passed, oldest first; and the pages it took."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "DueIndex",
+            "KeyConditionExpression": "due_shard = :shard AND due_at <= :now",
+            "ExpressionAttributeValues": to_attributes({":shard": shard, ":now": now}),
+            "Limit": limit,
+        }
+        items: list[dict[str, Any]] = []
+        pages = 0
+        while True:
+            answer = self._client.query(**kwargs)
+            pages += 1
+            items.extend(from_attributes(item) for item in answer["Items"])
+            if "LastEvaluatedKey" not in answer:
+                return items, pages
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def nudge(self, pk: str, sk: str, *, due_at: int, was: int) -> bool:
+        """Push an item's due time on (the sweeper re-drove it); False when it moved meanwhile."""
+        try:
+            self.update(
+                pk,
+                sk,
+                expression="SET due_at = :next",
+                values={":next": due_at, ":was": was},
+                condition="due_at = :was",
+            )
+        except ConditionFailedError:
+            return False
+        return True
 
     def query_customer(self, index_pk: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """A customer's orders, claims and credits, newest first: one query of the customer index."""

@@ -134,11 +134,13 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def _never_sent(error: requests.ConnectionError) -> bool:
-    """A refused or unresolvable connection, or a failed TLS handshake: the request never left this machine."""
+    """A refused or unresolvable connection, or a certificate refused at the handshake: the request never left this
+    machine. Any other TLS failure may come after the request was sent (a broken record while reading the answer),
+    so it is not one of these."""
     from urllib3.exceptions import NewConnectionError
 
     if isinstance(error, requests.exceptions.SSLError):
-        return True
+        return "CERTIFICATE_VERIFY_FAILED" in str(error)
     cause = error.args[0] if error.args else None
     cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError carries the cause as ``reason``
     return isinstance(cause, NewConnectionError)
@@ -244,6 +246,11 @@ class HttpClient:
             outcome = "Disconnected"
             raise IntegrationDisconnectedError(
                 f"{self.partner}: connection broke after the request was sent", partner=self.partner
+            ) from exc
+        except requests.RequestException as exc:  # a body cut short or undecodable, too many redirects
+            outcome = type(exc).__name__
+            raise IntegrationDisconnectedError(
+                f"{self.partner}: the answer could not be read ({type(exc).__name__})", partner=self.partner
             ) from exc
         finally:
             if self._observer is not None:

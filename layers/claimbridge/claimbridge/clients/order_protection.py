@@ -40,6 +40,10 @@ class OrderProtectionClient(HttpClient):
         """The order with its customer and items (used when a webhook lacks them)."""
         return self._parse(self._request("get_order", "GET", f"/v1/orders/{quote(order_id, safe='')}"), Order)
 
+    def check_token(self) -> None:
+        """The cheapest authenticated read (``GET /v1/claims``, one node): the health check of the token."""
+        self._request("list_claims", "GET", "/v1/claims", params={"first": 1})
+
     def report_resolution(
         self,
         claim_id: str,

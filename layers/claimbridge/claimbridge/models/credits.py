@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
 class CreditCustomer(BaseModel):
@@ -44,3 +44,23 @@ class BonusCreditIn(BaseModel):
 
 def reason_slug(reason: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-")
+
+
+class LedgerActionIn(BaseModel):
+    """An operator's decision on one ledger row; ``reason`` is required and kept in the row's audit."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action: Literal["retry", "mark_issued", "cancel"]
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500)]
+    card_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")] | None = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _card_for_mark_issued(self) -> LedgerActionIn:
+        if self.action == "mark_issued" and not self.card_id:
+            raise ValueError("card_id is required to mark a credit issued (the partner's card id)")
+        if self.action != "mark_issued" and self.card_id:
+            raise ValueError("card_id goes only with mark_issued")
+        return self
