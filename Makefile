@@ -11,6 +11,8 @@ VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 UV_VERSION := 0.13.8
 export PATH := $(abspath $(VENV)/bin):$(dir $(PY312)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
@@ -39,11 +41,17 @@ $(SAM_VENV)/.installed: requirements-sam.txt | $(UV)
 	VIRTUAL_ENV=$(SAM_VENV) $(UV) pip install --quiet -r requirements-sam.txt
 	touch $@
 
+# checkov (an IaC scanner) in its own venv: its pins would otherwise hold the project's back.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt | $(UV)
+	test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --python $(PY312) $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 local/node_modules/.installed: local/package.json local/package-lock.json
 	cd local && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed $(SAM_VENV)/.installed local/node_modules/.installed
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed local/node_modules/.installed
 	@command -v java >/dev/null || { echo "java (17+) is needed for DynamoDB Local: apt-get install -y openjdk-17-jre-headless"; exit 1; }
 
 # Debian's Chromium, for the widget's real-browser test (Playwright drives it; it downloads no browser of its own).
@@ -71,9 +79,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-template-check: $(VENV)/.installed $(SAM_VENV)/.installed
+template-check: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint --template template.yaml
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV) -f template.yaml --config-file .checkov.yaml
 
 bench: setup
 	$(PY) -m bench
@@ -89,4 +98,4 @@ deploy: build
 	$(SAM) deploy --config-env $(ENV)
 
 clean:
-	rm -rf $(TOOLS) $(VENV) $(SAM_VENV) local/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TOOLS) $(VENV) $(SAM_VENV) $(CHECKOV_VENV) local/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache
