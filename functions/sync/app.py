@@ -46,6 +46,7 @@ def sweeper() -> Sweeper:
             QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),
         enqueue_event=enqueue_event,
+        enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
     )
 
 

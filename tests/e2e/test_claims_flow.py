@@ -69,6 +69,15 @@ def test_a_signed_claim_then_its_approval_open_one_ticket_and_snooze_it(running)
     assert len(ticket_calls) == 1
     assert [(c["method"], c["status"]) for c in calls] == [("POST", 201), ("PUT", 200)]
     assert calls[1]["body"] == '{"snoozed_till": "0"}'
-    view = running.admin("GET", f"/internal/stores/{running.store_id}/claims/e2e-claim-1").json()
+    # the worker records the snooze just after Richpanel answers it: wait for that, not for the call alone
+    view = wait_for(
+        lambda: (
+            answer
+            if (answer := running.admin("GET", f"/internal/stores/{running.store_id}/claims/e2e-claim-1").json())[
+                "ticket"
+            ]["snoozed_at"]
+            else None
+        )
+    )
     assert view["claim"]["claim_state"] == "APPROVED"
     assert view["ticket"]["snoozed_at"]

@@ -44,12 +44,13 @@ from claimbridge.models.webhooks import (
     ProtectionChanged,
 )
 from claimbridge.observability import logger, metrics
-from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, now_iso
+from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, due_shard, now_iso
 
 SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
 # For two events of the same time, the later stage of a claim's life wins.
 STATE_RANK = {"NEW": 0, "OPEN": 1, "DENIED": 2, "APPROVED": 3, "RESOLVED": 4}
 PROTECTION_RANK = {"protection.added": 1, "protection.removed": 2}
+CLAIM_DUE_S = 600  # a claim whose event's work is not done this long after is re-driven by the sweeper
 RECONCILE_TOPIC = "claim.reconcile"  # an internal job: never accepted from a webhook
 TICKET_SKIPPED = "TICKET_SKIPPED"
 TICKET_NAMESPACE = uuid.UUID("5d0c6c1e-52f1-4f0b-8d0e-7a1b3c9e2f40")
@@ -248,6 +249,12 @@ class ClaimsService:
     ) -> dict[str, Any]:
         """Record the event's facts; move the claim's state (and resolutions) only if the event is the newest."""
         values = {key: value for key, value in facts.items() if value not in (None, "", [])}
+        # Due until what this event asks for is done (``_effects``): the sweeper re-drives a claim whose job died.
+        values |= {
+            "item_type": "claim",
+            "due_shard": due_shard(f"{info.store_id}/{claim_id}"),
+            "due_at": int(self._clock()) + CLAIM_DUE_S,
+        }
         if customer is not None and customer.email:
             values.update(
                 {
@@ -297,6 +304,7 @@ class ClaimsService:
         # Snoozed once for each event that moved the claim into APPROVED or RESOLVED (a duplicate moves nothing).
         if ticket_id is not None and approved and claim.get("ticket_snoozed_for") != claim.get("state_event"):
             self._snooze(info, claim, ticket_id)
+        self._store.settle_claim(info.store_id, claim["claim_id"])
 
     def _ensure_credits(self, info: StoreInfo, claim: dict[str, Any]) -> None:
         """One ledger row per store-credit resolution, keyed by the claim and the resolution (never its position);

@@ -297,6 +297,10 @@ class Store:
             values={":at": at, ":rank": rank},
         )
 
+    def settle_claim(self, store_id: str, claim_id: str) -> None:
+        """What the claim's events asked for is done: out of the sweeper's index."""
+        self.update(claim_pk(store_id, claim_id), "CLAIM", expression="REMOVE due_shard, due_at")
+
     def set_ticket(self, store_id: str, claim_id: str, *, ticket_id: str) -> None:
         """Record the claim's one ticket; ConditionFailedError if the claim already names another."""
         self.update(

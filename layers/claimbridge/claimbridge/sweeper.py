@@ -51,9 +51,11 @@ class Sweeper:
         store: Store,
         enqueue_credit: Callable[[CreditJob], None],
         enqueue_event: Callable[[dict[str, Any]], None],
+        enqueue_claim: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._enqueue_claim = enqueue_claim
         self._ledger = Ledger(store, clock=clock)
         self._enqueue_credit = enqueue_credit
         self._enqueue_event = enqueue_event
@@ -66,7 +68,7 @@ class Sweeper:
             items, pages = self._store.query_due(f"DUE#{shard}", now)
             report.queries += pages
             for item in items:
-                label = f"{item.get('item_type', '?')}:{item.get('state', '?')}"
+                label = f"{item.get('item_type', '?')}:{item.get('state') or item.get('claim_state') or '?'}"
                 report.stuck[label] = report.stuck.get(label, 0) + 1
                 report.oldest_s[label] = max(report.oldest_s.get(label, 0), now - int(item["due_at"]))
                 if self._redrive(item, now):
@@ -87,6 +89,8 @@ class Sweeper:
             if event.get("state") == "DONE" or not event.get("body"):
                 return False
             self._enqueue_event(event)
+        elif kind == "claim" and self._enqueue_claim is not None:
+            self._enqueue_claim(item["store_id"], str(item["claim_id"]))
         else:
             return False
         return self._store.nudge(item["PK"], item["SK"], due_at=now + NUDGE_AGAIN_S, was=int(item["due_at"]))
