@@ -190,6 +190,19 @@ def flow(stack: Any, sandbox: Any, store_id: str) -> Flow:
     return flow
 
 
+RISE_TOKEN = "rise_token_0123456789"
+
+
+@pytest.fixture
+def money(flow: Flow, sandbox: Any) -> Flow:
+    """A store with Rise and Order Protection configured; Rise knows Ann as Shopify customer 7001."""
+    flow.create_store(currency="USD", max_credit_amount="500.00")
+    flow.configure("rise", {"credit_api_token": RISE_TOKEN})
+    flow.configure("order_protection", {"api_token": "op_token_0123456789"})
+    sandbox["rise"].seed({"customers": {"ann@example.com": "7001"}})
+    return flow
+
+
 def claim_created(claim_id: str, **patch: Any) -> dict[str, Any]:
     body = {
         "claim_id": claim_id,

@@ -22,24 +22,14 @@ from claimbridge.pacing import LocalPacer
 from claimbridge.providers.rise import RiseProvider
 from claimbridge.runtime import aws_client, table_store
 from claimbridge.store import Store, claim_pk
-from tests.integration.conftest import claim_approved, claim_created
+from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created
 
-RISE_TOKEN = "rise_token_0123456789"
 SLOT = "LEDGER#store_credit#claim_credit"
 
 
 def store_credit(amount: Any = 25, currency: str = "USD", **extra: Any) -> list[dict[str, Any]]:
     details = {"currency": currency, "total_refund_amount": amount, "items": []}
     return [{"type": "STORE_CREDIT", "details": details, **extra}]
-
-
-@pytest.fixture
-def money(flow, sandbox):
-    flow.create_store(currency="USD", max_credit_amount="500.00")
-    flow.configure("rise", {"credit_api_token": RISE_TOKEN})
-    flow.configure("order_protection", {"api_token": "op_token_0123456789"})
-    sandbox["rise"].seed({"customers": {"ann@example.com": "7001"}})
-    return flow
 
 
 def rise_calls(sandbox, path: str = "", method: str | None = None) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ import pytest
 
 from claimbridge.runtime import table_store
 from claimbridge.store import claim_pk
-from tests.integration.conftest import claim_approved, claim_created
-from tests.integration.test_credits import RISE_TOKEN, SLOT, drain, issues, ledger, row_of, store_credit
+from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created
+from tests.integration.test_credits import SLOT, drain, issues, ledger, row_of, store_credit
 
 
 @pytest.fixture

@@ -15,17 +15,8 @@ from claimbridge.models.credits import CreditJob
 from claimbridge.runtime import table_store
 from claimbridge.store import claim_pk
 from claimbridge.sweeper import Sweeper
-from tests.integration.conftest import claim_approved, claim_created
-from tests.integration.test_credits import RISE_TOKEN, SLOT, drain, issues, row_of, service, store_credit
-
-
-@pytest.fixture
-def money(flow, sandbox):
-    flow.create_store(currency="USD", max_credit_amount="500.00")
-    flow.configure("rise", {"credit_api_token": RISE_TOKEN})
-    flow.configure("order_protection", {"api_token": "op_token_0123456789"})
-    sandbox["rise"].seed({"customers": {"ann@example.com": "7001"}})
-    return flow
+from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created
+from tests.integration.test_credits import SLOT, drain, issues, row_of, service, store_credit
 
 
 def sweeper_for(flow, clock) -> Sweeper:
