@@ -34,6 +34,8 @@ claimbridge is running.
 
   demo store          {demo["store_id"]}   (shop demo-store.myshopify.com)
   webhook secret      {demo["webhook_secret"]}
+  widget secret       {demo["widget_secret"]}
+  demo integrations   {"all on the partner sandbox" if not demo["skipped"] else "skipped: " + demo["skipped"]}
 
 Try it:
   curl -s -H 'x-api-key: {stack.admin_api_key}' {url}/internal/stores/{demo["store_id"]}

@@ -166,14 +166,19 @@ def serve(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(answer.body)
+            if self.command != "HEAD":  # a HEAD answer has headers only
+                self.wfile.write(answer.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+        # HEAD and OPTIONS are routed like any method: a route without them answers 405, as API Gateway refuses them.
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # a burst of connections waits to be accepted instead of being reset
+
+    server = Server((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="local-api", daemon=True).start()
     return server

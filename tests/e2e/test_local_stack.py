@@ -82,3 +82,53 @@ def test_ctrl_c_stops_everything_the_stack_started():
     assert not any(_answers(url) for url in endpoints)
     still_running = subprocess.run(["ps", "-o", "pid=", "-p", ",".join(children)], capture_output=True, text=True)
     assert still_running.stdout.strip() == ""
+
+
+def test_the_stack_starts_with_every_partner_pointed_at_a_server_that_refuses_the_demo_keys():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refusing(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_DELETE = _refuse
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    refusing = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=refusing.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{refusing.server_address[1]}"
+    variables = ("RICHPANEL", "RISE", "RIVO", "POSTCO", "ORDER_PROTECTION")
+    stack = start_stack({f"{name}_API_BASE_URL": url for name in variables})
+    try:
+        store = stack.admin("GET", f"/internal/stores/{stack.store_id}")
+        richpanel = stack.admin("GET", f"/internal/integrations/richpanel/stores/{stack.store_id}")
+
+        assert stack.process.poll() is None and store.status_code == 200
+        assert f"skipped: richpanel (pointed at {url}, not the sandbox)" in stack.banner
+        assert richpanel.status_code == 404  # not configured with a made-up key against a real-looking partner
+    finally:
+        stop_stack(stack)
+        refusing.shutdown()
+
+
+def test_head_options_and_a_burst_of_connections_are_answered_as_api_gateway_would(running):
+    from concurrent.futures import ThreadPoolExecutor
+
+    head = requests.head(f"{running.url}/internal/stores/{running.store_id}", timeout=10)
+    options = requests.options(f"{running.url}/stores/{running.store_id}/webhooks/claims", timeout=10)
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        burst = list(
+            pool.map(
+                lambda _: requests.get(f"{running.url}/widget/stores/{running.store_id}", timeout=30).status_code,
+                range(40),
+            )
+        )
+
+    assert (head.status_code, head.content) == (405, b"")
+    assert options.status_code == 405
+    assert burst == [401] * 40  # every connection answered (unsigned), none reset
