@@ -35,8 +35,12 @@ def sweeper() -> Sweeper:
             QueueUrl=settings.richpanel_queue_url,
             MessageBody=event["body"],
             MessageAttributes={
-                name: {"DataType": "String", "StringValue": str(event[name])}
-                for name in ("store_id", "event_id", "topic")
+                **{
+                    name: {"DataType": "String", "StringValue": str(event[name])}
+                    for name in ("store_id", "event_id", "topic")
+                },
+                # when the receiver took it: the event's time if its envelope has none (never the re-send's time)
+                "received_at": {"DataType": "Number", "StringValue": str(int(event["received_at"]) * 1000)},
             },
         )
 

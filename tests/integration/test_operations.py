@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -171,6 +172,48 @@ def test_a_claim_whose_job_was_lost_after_it_was_recorded_gets_its_ticket_from_t
     assert len(sandbox["richpanel"].state()["tickets"]) == 1
 
 
+def test_the_sweeper_stops_nudging_an_item_whose_job_keeps_dying_and_says_so(money, sandbox):
+    from claimbridge.credits import new_row
+    from claimbridge.runtime import store_directory
+    from claimbridge.sweeper import MAX_REDRIVES
+
+    info = store_directory().store(money.store_id)
+    pk, sk = f"STORE#{money.store_id}#BONUS#dying", "LEDGER#bonus#apology"
+    Ledger(table_store()).create(
+        new_row(
+            info,
+            pk=pk,
+            sk=sk,
+            kind="bonus_credit",
+            amount="5.00",
+            currency="USD",
+            order_number="dying",
+            customer_email="ann@example.com",
+            reason="Apology",
+        )
+    )
+    clock = [time.time()]
+    redriven = []
+    for _ in range(MAX_REDRIVES + 2):  # nobody works the queue: every nudge's job "dies"
+        clock[0] += 601
+        redriven.append(sweeper_for(money, lambda: clock[0]).sweep().redriven)
+
+    row = table_store().get(pk, sk)
+    assert redriven[:MAX_REDRIVES] == [1] * MAX_REDRIVES and redriven[MAX_REDRIVES:] == [0, 0]
+    assert "due_shard" not in row and row["state"] == "QUEUED"  # out of the sweep; its queue's DLQ alarm is the signal
+
+
+def test_a_credit_waiting_for_its_customer_is_due_at_its_deadline_not_every_ten_minutes(money, sandbox):
+    money.webhook("claim.approved", claim_approved("w-1", store_credit()), event_id="a")
+    money.work()
+    with pytest.raises(Exception, match="waiting"):
+        service().handle(CreditJob(store_id=money.store_id, pk=claim_pk(money.store_id, "w-1"), sk=SLOT))
+
+    row = row_of(money, "w-1")
+    created = datetime.fromisoformat(row["created_at"]).timestamp()
+    assert row["wait_code"] == "customer_unknown" and int(row["due_at"]) == int(created + 24 * 3600) + 60
+
+
 def test_the_sweep_reads_only_what_is_stuck(money, sandbox):
     # given settled rows (an ISSUED credit is in no index partition) and a few stuck ones
     for n in range(20):
@@ -322,6 +365,9 @@ def test_the_held_list_shows_each_row_with_its_reason_and_pages(held):
     assert row["hold_code"] == "cap" and "cap" in row["state_reason"] and answer["next_cursor"] is None
     assert admin(held, "GET", f"/internal/stores/{held.store_id}/ledger?state=ISSUED").status == 422
     assert admin(held, "GET", f"/internal/stores/{held.store_id}/ledger?state=HELD&cursor=garbage").status == 422
+    for forged in ("e30=", "W10=", "eyJzdG9yZV9zdGF0ZSI6IHsiUyI6ICJvdGhlciNIRUxEIn19"):  # {}, [], another listing's
+        answer = admin(held, "GET", f"/internal/stores/{held.store_id}/ledger?state=HELD&cursor={forged}")
+        assert answer.status == 422 and answer.json()["errors"][0]["field"] == "cursor"
 
 
 def test_retry_by_an_operator_is_audited_and_goes_through_the_guardrails_again(held, sandbox):

@@ -192,7 +192,7 @@ def test_a_5xx_streak_lands_the_message_in_the_dlq_after_eight_failures_with_its
     attributes = dead["Messages"][0]["MessageAttributes"]
     assert attempts == 8
     assert attributes["event_id"]["StringValue"] == "e1"
-    assert attributes["failures"]["StringValue"] == "8"
+    assert attributes["failed_before"]["StringValue"] == "8" and attributes["failures"]["StringValue"] == "0"
     assert attributes["reason"]["StringValue"] == "richpanel: HTTP 503"
     assert flow.messages("RichpanelQueue") == 0
     assert all(c["status"] == 503 for c in richpanel_calls(sandbox, flow))

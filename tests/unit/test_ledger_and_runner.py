@@ -182,7 +182,8 @@ def test_the_eighth_failure_goes_to_the_dlq_with_its_reason():
 
     (sent,) = sqs.sent
     assert sent["QueueUrl"] == "dlq" and "DelaySeconds" not in sent
-    assert sent["MessageAttributes"]["failures"]["StringValue"] == "8"
+    assert sent["MessageAttributes"]["failed_before"]["StringValue"] == "8"
+    assert sent["MessageAttributes"]["failures"]["StringValue"] == "0"  # moved back after a fix, it starts afresh
     assert sent["MessageAttributes"]["reason"]["StringValue"] == "rise: read timeout"
 
 

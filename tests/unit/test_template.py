@@ -223,3 +223,8 @@ def test_api_access_logs_are_json_lines_with_request_route_status_latency_and_pa
     ):
         assert field in api["Format"], field
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_credit_worker_may_query_its_claims_partition():
+    statement = RESOURCES["CreditWorkerFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    assert "dynamodb:Query" in statement["Action"]

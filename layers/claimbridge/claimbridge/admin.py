@@ -322,10 +322,12 @@ class AdminService:
         check_store_id(store_id)
         if state not in OPERATOR_STATES:
             raise invalid("state", f"must be one of {', '.join(OPERATOR_STATES)}")
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             rows, following = self._ledger.in_state(store_id, State(state), limit=50, after=cursor or None)
-        except (ValueError, KeyError, TypeError) as error:
-            raise invalid("cursor", "not a cursor this API gave") from error
+        except (ValueError, KeyError, TypeError, BotoCoreError, ClientError) as error:
+            raise invalid("cursor", "not a cursor this API gave for this store and state") from error
         return {"rows": [public_ledger_row(row) for row in rows], "next_cursor": following or None}
 
     def ledger_action(self, store_id: str, entry_id: str, body: Any, who: str) -> dict[str, Any]:

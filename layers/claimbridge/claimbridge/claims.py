@@ -127,6 +127,7 @@ class ClaimsService:
         info = self._directory.store(job.store_id)
         if info is None:
             logger.warning("event for a store that no longer exists", store_id=job.store_id, event_id=job.event_id)
+            self._store.mark_event_done(job.store_id, job.event_id)
             return
         try:
             envelope = Envelope.model_validate_json(job.raw)
@@ -208,6 +209,7 @@ class ClaimsService:
     def _on_reconcile(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         """Ours, not Order Protection's: do again what the claim's current state asks for (a repair, the sweeper)."""
         claim = self._store.get_claim(info.store_id, str(envelope.body.get("claim_id", "")))
+        self._directory.forget(info.store_id, "richpanel")  # a repair sent it: the integration was just saved
         if claim is not None:
             self._effects(info, claim)
 
@@ -482,9 +484,7 @@ class ClaimsService:
         except (BadRequestError, NotFoundError) as error:
             self._timeline(info.store_id, claim_id, note=f"Richpanel refused the snooze: HTTP {error.status}")
             return
-        self._store.upsert_claim(
-            info.store_id, claim_id, {"ticket_snoozed_at": now_iso(), "ticket_snoozed_for": claim.get("state_event")}
-        )
+        self._store.snoozed(info.store_id, claim_id, for_event=str(claim.get("state_event")))
         metrics.add_metric(name="TicketSnoozed", unit="Count", value=1)
 
 

@@ -67,6 +67,9 @@ class CreditService:
 
     def handle(self, job: CreditJob) -> None:
         row = self._ledger.get(job.pk, job.sk)
+        if job.fresh and row is not None:
+            self._directory.forget(job.store_id, "PROFILE")
+            self._directory.forget(job.store_id, str(row.get("provider") or "rise"))
         if row is None:
             logger.error("credit job names no ledger row; dropped", pk=job.pk, sk=job.sk)
             return
@@ -353,8 +356,11 @@ class CreditService:
 
     def _stop(self, row: dict[str, Any], stop: Stop) -> None:
         if stop.outcome == Outcome.WAIT:
-            if row.get("wait_code") != stop.code:
-                self._ledger.move(row, Outcome.WAIT, reason=stop.reason, fields={"wait_code": stop.code})
+            if row.get("wait_code") != stop.code:  # due (for the sweeper) when the wait runs out, not before
+                deadline = int(_epoch(row["created_at"]) + self._customer_wait_s) + 60
+                self._ledger.move(
+                    row, Outcome.WAIT, reason=stop.reason, fields={"wait_code": stop.code, "due_at": deadline}
+                )
             waited = self._clock() - _epoch(row["created_at"])
             raise JobDeferredError(min(900.0, max(30.0, waited / 2)), stop.reason)
         self._ledger.move(row, Outcome.HOLD, reason=stop.reason, fields={"hold_code": stop.code})

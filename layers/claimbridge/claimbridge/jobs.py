@@ -134,7 +134,13 @@ class SqsJobRunner:
                 reason=reason,
             )
             metrics.add_metric(name="JobDeadLettered", unit="Count", value=1)
-            self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=attributes)
+            # Moved back after a fix, it starts afresh; how often it failed stays readable as failed_before.
+            dead = attributes | {
+                FAILURES: {"DataType": "Number", "StringValue": "0"},
+                DEFERRALS: {"DataType": "Number", "StringValue": "0"},
+                "failed_before": {"DataType": "Number", "StringValue": str(failures)},
+            }
+            self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=dead)
             return
         delay = max(0, min(MAX_DELAY_S, math.ceil(delay_s)))
         log = logger.warning if failed else logger.info

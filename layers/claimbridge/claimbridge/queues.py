@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from claimbridge.errors import ResourceNotFoundError
+from claimbridge.errors import ResourceNotFoundError, UnavailableError
 from claimbridge.observability import logger
 
+# What an engine without the move task answers: moto answers an unknown action with a bare HTTP 500 whose body names
+# no error code, so botocore's code is "500" (AWS's own errors always carry a named code). Anything else is a refusal.
+UNSUPPORTED = frozenset({"InvalidAction", "UnsupportedOperation", "NotImplemented", "500", "501"})
 COUNTS = {
     "ApproximateNumberOfMessages": "depth",
     "ApproximateNumberOfMessagesNotVisible": "in_flight",
@@ -69,13 +72,15 @@ class QueueAdmin:
             task = self._sqs.start_message_move_task(SourceArn=arns[queue.dlq_url], DestinationArn=arns[queue.url])
         except (ClientError, AttributeError, NotImplementedError) as error:
             code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+            if isinstance(error, ClientError) and code not in UNSUPPORTED:
+                raise UnavailableError(f"SQS refused the move ({code}); nothing was moved") from error
             logger.info("StartMessageMoveTask unavailable here; moving the messages one by one", code=code)
             moved = self._move(queue)
             return {"queue": name, "moved": moved, "how": "moved by claimbridge (the engine has no move task)"}
         logger.info("DLQ redrive started", queue=name, task=task.get("TaskHandle"))
         return {"queue": name, "task": task.get("TaskHandle"), "how": "SQS StartMessageMoveTask"}
 
-    def _move(self, queue: JobQueue, *, deadline_s: float = 20.0) -> int:
+    def _move(self, queue: JobQueue, *, deadline_s: float = 10.0) -> int:
         moved = 0
         stop = time.monotonic() + deadline_s
         while time.monotonic() < stop:
@@ -89,7 +94,7 @@ class QueueAdmin:
                 attributes = {
                     key: value
                     for key, value in (message.get("MessageAttributes") or {}).items()
-                    if key not in ("failures", "deferrals", "reason")  # a fresh start after the fix
+                    if key not in ("failures", "deferrals", "reason", "failed_before")  # a fresh start after the fix
                 }
                 self._sqs.send_message(QueueUrl=queue.url, MessageBody=message["Body"], MessageAttributes=attributes)
                 self._sqs.delete_message(QueueUrl=queue.dlq_url, ReceiptHandle=message["ReceiptHandle"])

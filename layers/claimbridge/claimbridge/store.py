@@ -301,6 +301,15 @@ class Store:
         """What the claim's events asked for is done: out of the sweeper's index."""
         self.update(claim_pk(store_id, claim_id), "CLAIM", expression="REMOVE due_shard, due_at")
 
+    def snoozed(self, store_id: str, claim_id: str, *, for_event: str) -> None:
+        """The ticket is snoozed for this state-setting event; the claim is no longer a skipped one."""
+        self.update(
+            claim_pk(store_id, claim_id),
+            "CLAIM",
+            expression="SET ticket_snoozed_at = :at, ticket_snoozed_for = :for REMOVE store_state, state_since",
+            values={":at": now_iso(), ":for": for_event},
+        )
+
     def set_ticket(self, store_id: str, claim_id: str, *, ticket_id: str) -> None:
         """Record the claim's one ticket; ConditionFailedError if the claim already names another."""
         self.update(
@@ -397,7 +406,10 @@ class Store:
             "Limit": limit,
         }
         if after:
-            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(after.encode()))
+            start = json.loads(base64.urlsafe_b64decode(after.encode()))
+            if not isinstance(start, dict) or start.get(key) != {"S": value}:
+                raise ValueError("not a cursor of this listing")
+            kwargs["ExclusiveStartKey"] = start
         answer = self._client.query(**kwargs)
         last = answer.get("LastEvaluatedKey")
         cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else ""
@@ -422,19 +434,19 @@ class Store:
                 return items, pages
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    def nudge(self, pk: str, sk: str, *, due_at: int, was: int) -> bool:
-        """Push an item's due time on (the sweeper re-drove it); False when it moved meanwhile."""
+    def nudge(self, pk: str, sk: str, *, due_at: int, was: int) -> int | None:
+        """Push an item's due time on (the sweeper re-drives it); how often it was; None when it moved meanwhile."""
         try:
-            self.update(
+            item = self.update(
                 pk,
                 sk,
-                expression="SET due_at = :next",
-                values={":next": due_at, ":was": was},
+                expression="SET due_at = :next, redrives = if_not_exists(redrives, :zero) + :one",
+                values={":next": due_at, ":was": was, ":zero": 0, ":one": 1},
                 condition="due_at = :was",
             )
         except ConditionFailedError:
-            return False
-        return True
+            return None
+        return int(item["redrives"])
 
     def query_customer(self, index_pk: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """A customer's orders, claims and credits, newest first: one query of the customer index."""

@@ -23,6 +23,7 @@ from claimbridge.observability import logger, metrics
 from claimbridge.store import DUE_SHARDS, Store
 
 NUDGE_AGAIN_S = 600  # an item re-driven now is due again this much later if it is still stuck
+MAX_REDRIVES = 12  # two hours of nudges; a job that still dies is in its DLQ, where its alarm fires
 
 # Which hold a repaired cause lifts (hold_code -> what was fixed).
 REPAIRS = {
@@ -81,6 +82,14 @@ class Sweeper:
         return report
 
     def _redrive(self, item: dict[str, Any], now: int) -> bool:
+        redrives = self._store.nudge(item["PK"], item["SK"], due_at=now + NUDGE_AGAIN_S, was=int(item["due_at"]))
+        if redrives is None:
+            return False  # it moved meanwhile
+        if redrives > MAX_REDRIVES:  # its job keeps dying (its DLQ alarm says so): stop nudging, say so once
+            self._store.update(item["PK"], item["SK"], expression="REMOVE due_shard, due_at")
+            logger.error("sweeper gave up on an item; see its queue's DLQ", pk=item["PK"], sk=item["SK"])
+            metrics.add_metric(name="SweeperGaveUp", unit="Count", value=1)
+            return False
         kind = item.get("item_type")
         if kind == "ledger":
             self._enqueue_credit(CreditJob(store_id=item["store_id"], pk=item["PK"], sk=item["SK"]))
@@ -93,7 +102,7 @@ class Sweeper:
             self._enqueue_claim(item["store_id"], str(item["claim_id"]))
         else:
             return False
-        return self._store.nudge(item["PK"], item["SK"], due_at=now + NUDGE_AGAIN_S, was=int(item["due_at"]))
+        return True
 
     # -- repairs --------------------------------------------------------------------------------------------------
 
@@ -113,7 +122,7 @@ class Sweeper:
                     self._ledger.move(row, Outcome.REPAIR, reason=f"re-driven: {cause} repaired")
                 except LostRaceError:
                     continue
-                self._enqueue_credit(CreditJob(store_id=store_id, pk=row["PK"], sk=row["SK"]))
+                self._enqueue_credit(CreditJob(store_id=store_id, pk=row["PK"], sk=row["SK"], fresh=True))
                 moved += 1
             if not cursor:
                 break

@@ -26,6 +26,7 @@ class CreditJob(BaseModel):
     store_id: str
     pk: str
     sk: str
+    fresh: bool = False  # a repair sent it: read the store's profile and integrations again, not from a cache
 
 
 REASON_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
