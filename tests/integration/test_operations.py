@@ -62,27 +62,30 @@ def admin(flow, method: str, path: str, body: Any = None):
 # -- the sweeper ---------------------------------------------------------------------------------------------------
 
 
-def test_a_bonus_whose_enqueue_never_happened_is_issued_once_by_the_sweep(money, sandbox):
-    # given the admin wrote the QUEUED row and died before sending its job
+def queued_bonus_without_a_job(flow, order: str) -> tuple[str, str]:
+    """A bonus row written QUEUED as the admin writes it, whose job was never sent (the admin died in between)."""
     from claimbridge.credits import new_row
     from claimbridge.runtime import store_directory
 
-    info = store_directory().store(money.store_id)
-    pk, sk = f"STORE#{money.store_id}#BONUS#1001", "LEDGER#bonus#apology"
-    Ledger(table_store()).create(
-        new_row(
-            info,
-            pk=pk,
-            sk=sk,
-            kind="bonus_credit",
-            amount="15.00",
-            currency="USD",
-            order_number="1001",
-            customer_email="ann@example.com",
-            customer_name="Ann",
-            reason="Apology",
-        )
+    pk, sk = f"STORE#{flow.store_id}#BONUS#{order}", "LEDGER#bonus#apology"
+    row = new_row(
+        store_directory().store(flow.store_id),
+        pk=pk,
+        sk=sk,
+        kind="bonus_credit",
+        amount="15.00",
+        currency="USD",
+        order_number=order,
+        customer_email="ann@example.com",
+        reason="Apology",
     )
+    Ledger(table_store()).create(row)
+    return pk, sk
+
+
+def test_a_bonus_whose_enqueue_never_happened_is_issued_once_by_the_sweep(money, sandbox):
+    # given the admin wrote the QUEUED row and died before sending its job
+    pk, sk = queued_bonus_without_a_job(money, "1001")
     assert money.messages("CreditQueue") == 0
     later = [time.time() + 601]
 
@@ -173,25 +176,9 @@ def test_a_claim_whose_job_was_lost_after_it_was_recorded_gets_its_ticket_from_t
 
 
 def test_the_sweeper_stops_nudging_an_item_whose_job_keeps_dying_and_says_so(money, sandbox):
-    from claimbridge.credits import new_row
-    from claimbridge.runtime import store_directory
     from claimbridge.sweeper import MAX_REDRIVES
 
-    info = store_directory().store(money.store_id)
-    pk, sk = f"STORE#{money.store_id}#BONUS#dying", "LEDGER#bonus#apology"
-    Ledger(table_store()).create(
-        new_row(
-            info,
-            pk=pk,
-            sk=sk,
-            kind="bonus_credit",
-            amount="5.00",
-            currency="USD",
-            order_number="dying",
-            customer_email="ann@example.com",
-            reason="Apology",
-        )
-    )
+    pk, sk = queued_bonus_without_a_job(money, "dying")
     clock = [time.time()]
     redriven = []
     for _ in range(MAX_REDRIVES + 2):  # nobody works the queue: every nudge's job "dies"
