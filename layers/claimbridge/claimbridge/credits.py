@@ -25,7 +25,7 @@ from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
 from claimbridge.providers import Applied, Credit, CreditProvider, ProviderFactory
-from claimbridge.store import Store, customer_pk
+from claimbridge.store import Store, customer_pk, iso_at, now_iso
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 CLAIM_CREDIT_STATES = frozenset({"APPROVED", "RESOLVED"})
@@ -385,7 +385,7 @@ class CreditService:
             )
 
         def observe(call: CallRecord) -> None:
-            calls.append({"at": _iso(self._clock()), **call.fields()})
+            calls.append({"at": iso_at(self._clock()), **call.fields()})
             del calls[:-MAX_CALLS]  # a long 429 storm must not grow the row toward DynamoDB's 400 KB
 
         provider: CreditProvider = factory(integration.secrets, observe)
@@ -436,7 +436,7 @@ def new_row(info: StoreInfo, *, pk: str, sk: str, kind: str, amount: Any, curren
     }
     if row.get("customer_email"):
         row["GSI1PK"] = customer_pk(info.store_id, customer_key(info.customer_hash_key, row["customer_email"]))
-        row["GSI1SK"] = f"CREDIT#{_iso(time.time())}#{row['ledger_id']}"
+        row["GSI1SK"] = f"CREDIT#{now_iso()}#{row['ledger_id']}"
     return row
 
 
@@ -473,9 +473,3 @@ def _last_step(row: Mapping[str, Any], outcome: str) -> str | None:
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
-
-
-def _iso(epoch: float) -> str:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

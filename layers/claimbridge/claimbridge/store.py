@@ -30,6 +30,10 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def iso_at(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

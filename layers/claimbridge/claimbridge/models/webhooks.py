@@ -109,10 +109,6 @@ class Resolution(Lenient):
     type: str
     details: ResolutionDetails = Field(default_factory=ResolutionDetails)
 
-    @property
-    def is_store_credit(self) -> bool:
-        return self.type.upper() in ("STORE_CREDIT", "GIFT_CARD")
-
 
 class ClaimResolution(Lenient):
     """``claim.approved``, ``claim.resolved``, ``claim.updated`` and ``claim.denied``."""
