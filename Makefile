@@ -17,10 +17,12 @@ UV_VERSION := 0.13.8
 export PATH := $(abspath $(VENV)/bin):$(dir $(PY312)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup browser run test test-unit test-integration test-e2e lint template-check bench soak build deploy clean
+.PHONY: help setup browser run demo reset test test-unit test-integration test-e2e lint template-check bench soak build deploy clean
 
 help:
 	@echo "make run    - the whole stack on this machine (emulated AWS + partner sandbox) on http://127.0.0.1:3000"
+	@echo "make demo   - (with make run going) a claim and its store-credit approval, and what came of them"
+	@echo "make reset  - clear the local stack's kept data (.local-data: tables, keys, admin key, demo secrets)"
 	@echo "make test   - unit, integration, end-to-end, template checks and lint (offline)"
 	@echo "make bench  - benchmarks, as ratios against a measured floor"
 	@echo "make soak   - 200 claims under partner faults and duplicate, out-of-order events: 0 duplicated, 0 missing"
@@ -60,6 +62,13 @@ browser:
 
 run: setup
 	$(PY) -m local
+
+demo: $(VENV)/.installed
+	$(PY) -m local.demo
+
+reset:
+	rm -rf .local-data
+	@echo "local data cleared: the next make run starts empty, with a new admin key and demo secrets"
 
 test: setup browser
 	$(MAKE) --no-print-directory lint template-check

@@ -59,7 +59,7 @@ def event_for(store_id: str, event_id: str) -> dict:
 
 
 def run() -> None:
-    with quiet_stack(run_pollers=False) as stack:
+    with quiet_stack(run_pollers=False, inline=True) as stack:  # the handler's own cost, not the IPC
         make_store(stack, "bench-recv")
         receiver: LocalFunction = stack.functions["WebhookReceiverFunction"]
         dynamodb = stack.emulators.client("dynamodb")

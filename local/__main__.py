@@ -6,13 +6,21 @@ import faulthandler
 import os
 import signal
 import threading
+from pathlib import Path
 
-from local.stack import LocalStack
+from local.stack import DEFAULT_DATA_DIR, LocalStack
+
+
+def demo_integrations(demo: dict[str, str]) -> str:
+    if demo["kept"]:
+        return "kept from an earlier run, as it was left"
+    return "all on the partner sandbox" if not demo["skipped"] else "skipped: " + demo["skipped"]
 
 
 def main() -> None:
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
-    stack = LocalStack(port=int(os.environ.get("PORT", "3000")))
+    data_dir = Path(os.environ.get("CLAIMBRIDGE_LOCAL_DATA") or DEFAULT_DATA_DIR)
+    stack = LocalStack(port=int(os.environ.get("PORT", "3000")), data_dir=data_dir)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -29,13 +37,14 @@ claimbridge is running.
   admin API key       {stack.admin_api_key}   (x-api-key; set CLAIMBRIDGE_ADMIN_API_KEY to choose it)
   DynamoDB Local      {stack.emulators.dynamodb_endpoint}
   moto (SQS/KMS/EB)   {stack.emulators.moto_endpoint}
-  partner sandbox     {"  ".join(f"{name}={base}" for name, base in stack.partner_urls.items())}
+  partner sandbox     {"  ".join(f"{name}={base}" for name, base in stack.partner_urls.items() if base)}
   logs                {stack.log_dir}
+  data                {data_dir}   (kept across runs; `make reset` clears it)
 
   demo store          {demo["store_id"]}   (shop demo-store.myshopify.com)
   webhook secret      {demo["webhook_secret"]}
   widget secret       {demo["widget_secret"]}
-  demo integrations   {"all on the partner sandbox" if not demo["skipped"] else "skipped: " + demo["skipped"]}
+  demo integrations   {demo_integrations(demo)}
 
 Try it:
   curl -s -H 'x-api-key: {stack.admin_api_key}' {url}/internal/stores/{demo["store_id"]}

@@ -1,8 +1,14 @@
 """The emulated AWS account: AWS's DynamoDB Local engine and moto's server (SQS, KMS, EventBridge), each a child
-process on a free loopback port, and every table, queue and key created from template.yaml's own definitions."""
+process on a free loopback port, and every table, queue and key created from template.yaml's own definitions.
+
+With a data folder (``make run``'s ``.local-data``), the tables live on disk and keep their names, and the KMS keys keep
+their ids and material (``kms-keys.json``), so what one run stored and sealed, the next reads and opens. moto's queues
+and schedule rules are made afresh each run: a message in flight when the stack stopped is gone, and the sweeper
+re-drives the work it stood for from the table. Without one (the tests), everything is fresh and named per run."""
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import json
 import os
@@ -12,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +92,7 @@ class Emulators:
     """DynamoDB Local + moto server, started and stopped together."""
 
     log_dir: Path
+    data_dir: Path | None = None
     dynamodb_port: int = 0
     moto_port: int = 0
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -113,20 +121,49 @@ class Emulators:
         jar, native = dynamodb_local_jar()
         self.dynamodb_port = self.dynamodb_port or free_port()
         self.moto_port = self.moto_port or free_port()
+        storage = ["-inMemory"]
+        moto_args = [sys.executable, "-m", "local.moto_server", str(self.moto_port)]
+        if self.data_dir is not None:
+            (self.data_dir / "dynamodb").mkdir(parents=True, exist_ok=True)
+            storage = ["-sharedDb", "-dbPath", str(self.data_dir / "dynamodb")]
+            moto_args.append(str(self.kms_keys_file()))
         dynamodb = spawn(
-            ["java", f"-Djava.library.path={native}", "-jar", str(jar), "-inMemory", "-port", str(self.dynamodb_port)],
+            ["java", f"-Djava.library.path={native}", "-jar", str(jar), *storage, "-port", str(self.dynamodb_port)],
             log=self.log_dir / "dynamodb-local.log",
             cwd=jar.parent,
         )
         self.processes.append(dynamodb)
-        moto = spawn(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)],
-            log=self.log_dir / "moto.log",
-            env={**os.environ, **FAKE_CREDENTIALS},
-        )
+        moto = spawn(moto_args, log=self.log_dir / "moto.log", env={**os.environ, **FAKE_CREDENTIALS}, cwd=ROOT)
         self.processes.append(moto)
         wait_http(self.dynamodb_endpoint, process=dynamodb)
         wait_http(self.moto_endpoint + "/moto-api/", process=moto)
+
+    def kms_keys_file(self) -> Path:
+        """The data folder's KMS keys, one per key of the template, made once with fresh material."""
+        assert self.data_dir is not None
+        path = self.data_dir / "kms-keys.json"
+        saved = json.loads(path.read_text()) if path.exists() else []
+        known = {key["logical_id"] for key in saved}
+        missing = [name for name in resources_of(load_template(), "AWS::KMS::Key") if name not in known]
+        if missing or not path.exists():
+            saved += [
+                {
+                    "logical_id": name,
+                    "key_id": str(uuid.uuid4()),
+                    "description": name,
+                    "material": base64.b64encode(os.urandom(32)).decode(),
+                }
+                for name in missing
+            ]
+            path.write_text(json.dumps(saved, indent=1))
+            path.chmod(0o600)
+        return path
+
+    def saved_kms_keys(self) -> dict[str, str]:
+        """Logical id -> key id of the keys restored into moto (none without a data folder)."""
+        if self.data_dir is None:
+            return {}
+        return {key["logical_id"]: key["key_id"] for key in json.loads(self.kms_keys_file().read_text())}
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -163,12 +200,20 @@ def create_resources(emulators: Emulators, template: dict[str, Any] | None = Non
     template = template or load_template()
     resolver = Resolver(template)
     account, region = resolver.pseudo["AWS::AccountId"], REGION
-    suffix = f"{int(time.time() * 1000) % 10**8}"  # fresh names per run: a test session never sees old state
+    keep = emulators.data_dir is not None
+    # Kept data keeps its names; otherwise fresh names per run, so a test session never sees old state.
+    suffix = "local" if keep else f"{int(time.time() * 1000) % 10**8}"
 
     dynamodb = emulators.client("dynamodb")
+    existing = set(dynamodb.list_tables()["TableNames"])
     for logical_id, spec in resources_of(template, "AWS::DynamoDB::Table").items():
         props = spec["Properties"]
         name = f"claimbridge-{logical_id}-{suffix}"
+        resolver.refs[logical_id] = name
+        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+        if name in existing:
+            _check_kept_table(dynamodb, name, props)
+            continue
         request: dict[str, Any] = {
             "TableName": name,
             "AttributeDefinitions": props["AttributeDefinitions"],
@@ -183,12 +228,14 @@ def create_resources(emulators: Emulators, template: dict[str, Any] | None = Non
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
             )
-        resolver.refs[logical_id] = name
-        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
 
     kms = emulators.client("kms")
+    saved_keys = emulators.saved_kms_keys()
     for logical_id, spec in resources_of(template, "AWS::KMS::Key").items():
-        key = kms.create_key(Description=spec["Properties"].get("Description", logical_id))["KeyMetadata"]
+        if logical_id in saved_keys:
+            key = kms.describe_key(KeyId=saved_keys[logical_id])["KeyMetadata"]
+        else:
+            key = kms.create_key(Description=spec["Properties"].get("Description", logical_id))["KeyMetadata"]
         resolver.refs[logical_id] = key["KeyId"]
         resolver.attrs[(logical_id, "Arn")] = key["Arn"]
 
@@ -221,3 +268,15 @@ def create_resources(emulators: Emulators, template: dict[str, Any] | None = Non
     for logical_id in resources_of(template, "AWS::Serverless::Api"):
         resolver.refs[logical_id] = "local"
     return LocalResources(resolver)
+
+
+def _check_kept_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
+    """A kept table must have the template's keys and indexes; if the template changed them, say how to start over."""
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    have = sorted(index["IndexName"] for index in table.get("GlobalSecondaryIndexes", []))
+    want = sorted(index["IndexName"] for index in props.get("GlobalSecondaryIndexes", []))
+    if table["KeySchema"] != props["KeySchema"] or have != want:
+        raise RuntimeError(
+            f"the kept local table {name} was made by an older template.yaml (indexes {have}, now {want}): "
+            "`make reset` clears the local data"
+        )

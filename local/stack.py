@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from local.emulators import Emulators, LocalResources, create_resources, die_with_parent, stop
-from local.functions import LocalFunction, function_environment, load_functions
+from local.functions import LocalFunction, function_environment, load_functions, stop_process_helpers
 from local.gateway import ApiAnswer, LocalApi, serve
 from local.pollers import Poller, sqs_sources
 from local.scheduler import Scheduler, schedules
@@ -30,7 +30,23 @@ LOCAL_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
     "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would drown the log; deployed, they are CloudWatch metrics
     "POWERTOOLS_DEV": "false",
+    "PYTHONUNBUFFERED": "1",
 }
+# What a worker process takes from the caller's environment besides its function's own variables.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "POWERTOOLS_LOG_LEVEL")
+DEFAULT_DATA_DIR = ROOT / ".local-data"
+_SET_BY_STACK: dict[str, str] = {}
+
+
+def load_or_make(path: Path, make: dict[str, str]) -> dict[str, str]:
+    """The values kept in ``path`` (a JSON object, private to the user), with any missing ones made and kept."""
+    kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(name not in kept for name in make):
+        kept = {**make, **kept}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(kept, indent=1))
+        path.chmod(0o600)
+    return kept
 
 
 class Sandbox:
@@ -61,23 +77,42 @@ class Sandbox:
 
 @dataclass
 class LocalStack:
-    """Start with ``start()``; ``api.invoke`` (in-process) or ``http://host:port`` (HTTP) reach the same handlers."""
+    """Start with ``start()``; ``api.invoke`` or ``http://host:port`` (HTTP) reach the same handlers.
+
+    ``data_dir`` keeps the tables, the KMS keys, the admin key and the demo store's secrets across runs (``None``:
+    everything fresh). ``inline`` runs the handlers in this process instead of per-function worker processes.
+    """
 
     port: int = 3000
     host: str = "127.0.0.1"
     admin_api_key: str = ""
     log_dir: Path = ROOT / ".local-logs"
+    data_dir: Path | None = None
+    inline: bool = False
     serve_http: bool = True
     run_pollers: bool = True
     run_schedules: bool = True
     template: dict[str, Any] = field(default_factory=load_template)
 
     def __post_init__(self) -> None:
+        self.kept: dict[str, str] = {}
+        if self.data_dir is not None:
+            self.kept = load_or_make(
+                self.data_dir / "stack.json",
+                {
+                    "admin_api_key": secrets.token_urlsafe(24),
+                    "demo_webhook_secret": "whsec_" + secrets.token_hex(16),
+                    "demo_widget_secret": "wgt_" + secrets.token_hex(16),
+                },
+            )
         self.admin_api_key = (
-            self.admin_api_key or os.environ.get("CLAIMBRIDGE_ADMIN_API_KEY") or secrets.token_urlsafe(24)
+            self.admin_api_key
+            or os.environ.get("CLAIMBRIDGE_ADMIN_API_KEY")
+            or self.kept.get("admin_api_key")
+            or secrets.token_urlsafe(24)
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.emulators = Emulators(self.log_dir)
+        self.emulators = Emulators(self.log_dir, self.data_dir)
         self.sandbox = Sandbox(self.log_dir)
         self.stop_event = threading.Event()
         self.pollers: list[Poller] = []
@@ -92,8 +127,16 @@ class LocalStack:
             self.emulators.start()
             self.sandbox.start()
             self.resources: LocalResources = create_resources(self.emulators, self.template)
-            self._configure_environment()
+            environments = self._configure_environment()
             self.functions = load_functions(self.template)
+            if not self.inline:
+                for logical_id, function in self.functions.items():
+                    function.isolate(environments[logical_id])
+                warming = [threading.Thread(target=f.warm, daemon=True) for f in self.functions.values()]
+                for thread in warming:
+                    thread.start()
+                for thread in warming:
+                    thread.join()
             self.scheduler = Scheduler(schedules(self.template), self.functions, self.stop_event)
             self.api = LocalApi(
                 api_routes(self.template), self.functions, admin_api_key=self.admin_api_key, control=self._control
@@ -119,35 +162,57 @@ class LocalStack:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        for function in self.functions.values():
+            function.stop()
+        stop_process_helpers()
         self.sandbox.stop()
         self.emulators.stop()
 
-    def _configure_environment(self) -> None:
-        """The functions' environment: the template's variables resolved locally, partners pointed at the sandbox
-        unless the caller's environment names another base URL."""
-        caller = dict(os.environ)
-        environment: dict[str, str] = {}
-        for logical_id in resources_of(self.template, "AWS::Serverless::Function"):
-            environment.update(function_environment(self.template, self.resources.resolver, logical_id))
+    def _configure_environment(self) -> dict[str, dict[str, str]]:
+        """Each function's environment: the template's variables resolved locally, partners pointed at the sandbox
+        unless the caller's environment names another base URL. This process gets all of them merged (inline
+        handlers, and the tests' and tools' own reads of the table, use it)."""
+        # A value an earlier stack in this process set is not the caller's choice (tests restart stacks).
+        caller = {name: value for name, value in os.environ.items() if _SET_BY_STACK.get(name) != value}
+        local = {
+            **self.emulators.environment(),
+            **LOCAL_ENVIRONMENT,
+            **{name: caller[name] for name in PASSED_THROUGH if name in caller},
+        }
         for partner, variable in PARTNER_URL_VARIABLES.items():
-            chosen = caller.get(variable) or self.sandbox.urls.get(partner) or environment.get(variable, "")
-            environment[variable] = chosen
-            self.partner_urls[partner] = chosen
-        # Locally a page on this machine may frame the widget too (the browser test does).
-        environment["WIDGET_FRAME_ANCESTORS"] = (
-            caller.get("WIDGET_FRAME_ANCESTORS")
-            or (environment.get("WIDGET_FRAME_ANCESTORS", "") + " http://127.0.0.1:* http://localhost:*").strip()
-        )
-        os.environ.update({**environment, **self.emulators.environment(), **LOCAL_ENVIRONMENT})
+            self.partner_urls[partner] = caller.get(variable) or self.sandbox.urls.get(partner) or ""
+        environments: dict[str, dict[str, str]] = {}
+        for logical_id in resources_of(self.template, "AWS::Serverless::Function"):
+            environment = function_environment(self.template, self.resources.resolver, logical_id)
+            for partner, variable in PARTNER_URL_VARIABLES.items():
+                if variable in environment and self.partner_urls[partner]:
+                    environment[variable] = self.partner_urls[partner]
+            if "WIDGET_FRAME_ANCESTORS" in environment:
+                # Locally a page on this machine may frame the widget too (the browser test does).
+                environment["WIDGET_FRAME_ANCESTORS"] = caller.get("WIDGET_FRAME_ANCESTORS") or (
+                    environment["WIDGET_FRAME_ANCESTORS"] + " http://127.0.0.1:* http://localhost:*"
+                )
+            environments[logical_id] = {**environment, **local}
+        merged: dict[str, str] = {}
+        for environment in environments.values():
+            merged.update(environment)
+        os.environ.update(merged)
+        _SET_BY_STACK.update(merged)
         from claimbridge.config import get_settings
 
         get_settings.cache_clear()
+        return environments
 
     def _control(self, method: str, what: str) -> ApiAnswer:
-        """``GET /__local/schedules`` lists the schedules; ``POST /__local/schedules/<Function.Event>`` fires one."""
+        """``GET /__local/schedules`` lists the schedules; ``POST /__local/schedules/<Function.Event>`` fires one;
+        ``GET /__local/functions`` lists each function's worker processes."""
         if what == "schedules" and method == "GET":
             listing = {name: {"every_s": s.every_s} for name, s in self.scheduler.entries.items()}
             return ApiAnswer(200, {"Content-Type": "application/json"}, json.dumps(listing).encode())
+        if what == "functions" and method == "GET":
+            # Each function's execution environments (worker process ids): apart per function, as on Lambda.
+            workers = {name: {"worker_pids": f.worker_pids()} for name, f in self.functions.items()}
+            return ApiAnswer(200, {"Content-Type": "application/json"}, json.dumps(workers).encode())
         name = what.removeprefix("schedules/")
         if what.startswith("schedules/") and method == "POST" and name in self.scheduler.entries:
             result = self.scheduler.fire(name)
@@ -172,8 +237,21 @@ class LocalStack:
 
     def create_demo_store(self, store_id: str = "demo-store") -> dict[str, str]:
         """A store with working sandbox settings for every partner; returns what a user needs to call it."""
-        webhook_secret = os.environ.get("CLAIMBRIDGE_DEMO_WEBHOOK_SECRET") or "whsec_" + secrets.token_hex(16)
-        widget_secret = "wgt_" + secrets.token_hex(16)
+        webhook_secret = (
+            os.environ.get("CLAIMBRIDGE_DEMO_WEBHOOK_SECRET")
+            or self.kept.get("demo_webhook_secret")
+            or "whsec_" + secrets.token_hex(16)
+        )
+        widget_secret = self.kept.get("demo_widget_secret") or "wgt_" + secrets.token_hex(16)
+        answer = self.admin("GET", "/internal/stores/" + store_id)
+        if answer.status == 200:  # kept from an earlier run: left as the user may have changed it
+            return {
+                "store_id": store_id,
+                "webhook_secret": webhook_secret,
+                "widget_secret": widget_secret,
+                "skipped": "",
+                "kept": "yes",
+            }
         steps = [
             (
                 "/internal/stores/" + store_id,
@@ -223,4 +301,5 @@ class LocalStack:
             "webhook_secret": webhook_secret,
             "widget_secret": widget_secret,
             "skipped": "; ".join(skipped),
+            "kept": "",
         }

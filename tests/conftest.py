@@ -44,12 +44,15 @@ class SandboxControl:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """DynamoDB Local + moto server + the sandbox, with the template's resources; handlers invoked in-process."""
+    """DynamoDB Local + moto server + the sandbox, with the template's resources; handlers invoked in this process
+    (inline), so a test can fault-inject and drive them step by step. The end-to-end tests run them as `make run`
+    does, each function in its own worker processes."""
     from local.stack import LocalStack
 
     local = LocalStack(
         port=0,
         log_dir=tmp_path_factory.mktemp("stack-logs"),
+        inline=True,
         serve_http=False,
         run_pollers=False,
         run_schedules=False,

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ class RunningStack:
     store_id: str
     banner: str
     output: list[str]
+    data_dir: Path
 
     def admin(self, method: str, path: str, **kwargs: object) -> requests.Response:
         return requests.request(method, self.url + path, headers={"x-api-key": self.admin_key}, timeout=30, **kwargs)
@@ -40,9 +42,17 @@ class RunningStack:
         return found.group(1)
 
 
-def start_stack(extra_env: dict[str, str] | None = None) -> RunningStack:
+def start_stack(extra_env: dict[str, str] | None = None, data_dir: Path | None = None) -> RunningStack:
+    """``make run``'s stack on a free port, its data in ``data_dir`` (a fresh folder when not given)."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    data = data_dir or Path(tempfile.mkdtemp(prefix="claimbridge-data-"))
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+        "CLAIMBRIDGE_LOCAL_DATA": str(data),
+        **(extra_env or {}),
+    }
     env.pop("CLAIMBRIDGE_ADMIN_API_KEY", None)
     process = subprocess.Popen(  # the same entry point as `make run`
         [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -75,6 +85,7 @@ def start_stack(extra_env: dict[str, str] | None = None) -> RunningStack:
         store_id=value("demo store"),
         banner=banner,
         output=output,
+        data_dir=data,
     )
 
 

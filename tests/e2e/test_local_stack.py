@@ -1,11 +1,15 @@
 """`make run`'s stack over HTTP: the banner, the demo store, the admin API, and a clean stop."""
 
+import os
+import re
 import socket
 import subprocess
+import sys
 
 import requests
 
-from tests.e2e.conftest import start_stack, stop_stack
+from local.emulators import free_port
+from tests.e2e.conftest import ROOT, start_stack, stop_stack
 
 
 def test_the_banner_prints_the_url_the_admin_key_the_demo_secret_and_a_ready_curl(running):
@@ -132,3 +136,89 @@ def test_head_options_and_a_burst_of_connections_are_answered_as_api_gateway_wou
     assert (head.status_code, head.content) == (405, b"")
     assert options.status_code == 405
     assert burst == [401] * 40  # every connection answered (unsigned), none reset
+
+
+def test_kept_data_survives_a_restart_and_sealed_secrets_still_open(tmp_path):
+    first = start_stack(data_dir=tmp_path)
+    try:
+        renamed = first.admin(
+            "PUT",
+            f"/internal/stores/{first.store_id}",
+            json={
+                "name": "Renamed before the restart",
+                "shop_domain": "demo-store.myshopify.com",
+                "webhook_secrets": [first.webhook_secret],
+            },
+        )
+        assert renamed.status_code == 200, renamed.text
+    finally:
+        assert stop_stack(first) == 0
+
+    second = start_stack(data_dir=tmp_path)
+    try:
+        store = second.admin("GET", f"/internal/stores/{second.store_id}")
+        # the Richpanel key was sealed with KMS in the first run: listing teams opens it against the sandbox
+        teams = second.admin("GET", f"/internal/integrations/richpanel/stores/{second.store_id}/teams")
+
+        assert (second.admin_key, second.webhook_secret) == (first.admin_key, first.webhook_secret)
+        assert store.status_code == 200 and store.json()["name"] == "Renamed before the restart"
+        assert teams.status_code == 200 and teams.json()["teams"]
+        assert "kept from an earlier run" in second.banner
+    finally:
+        stop_stack(second)
+
+
+def test_each_function_runs_in_its_own_processes_one_invocation_at_a_time(running):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def rename(index: int) -> tuple[int, str]:
+        store = f"e2e-apart-{index}"
+        put = running.admin(
+            "PUT",
+            f"/internal/stores/{store}",
+            json={
+                "name": f"Store {index}",
+                "shop_domain": f"apart-{index}.myshopify.com",
+                "webhook_secrets": [f"whsec_apart_{index:02d}_0123456789"],
+            },
+        )
+        got = running.admin("GET", f"/internal/stores/{store}")
+        return put.status_code, got.json().get("name", "")
+
+    # Concurrent admin calls: each is its own invocation in its own environment, none reads another's event.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(rename, range(8)))
+    functions = running.admin("GET", "/__local/functions").json()
+
+    assert results == [(201, f"Store {index}") for index in range(8)]
+    pids = {name: set(listing["worker_pids"]) for name, listing in functions.items()}
+    assert all(pids.values()), pids  # every function has at least one environment of its own
+    assert running.process.pid not in set().union(*pids.values())
+    for name, own in pids.items():  # no process serves two functions
+        others = set().union(*(p for other, p in pids.items() if other != name))
+        assert not own & others, name
+    assert len(pids["AdminFunction"]) >= 2  # eight concurrent calls took more than one environment
+
+
+def test_make_demo_sends_a_claim_and_its_approval_and_shows_the_ticket_snooze_credit_and_report(running):
+    port = running.url.rsplit(":", 1)[1]
+    env = {**os.environ, "PORT": port, "CLAIMBRIDGE_LOCAL_DATA": str(running.data_dir)}
+    env.pop("CLAIMBRIDGE_ADMIN_API_KEY", None)
+    demo = subprocess.run(  # what `make demo` runs
+        [sys.executable, "-m", "local.demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "claim.created   -> 202" in demo.stdout and "claim.approved  -> 202" in demo.stdout
+    assert re.search(r"ticket\s+[0-9a-f-]{36}", demo.stdout)
+    assert re.search(r"credit\s+ISSUED 25.00 USD", demo.stdout)
+    assert re.search(r"report\s+REPORTED", demo.stdout)
+    assert f"x-api-key: {running.admin_key}" in demo.stdout
+
+
+def test_make_demo_without_a_running_stack_says_how_to_start_it(tmp_path):
+    env = {**os.environ, "PORT": str(free_port()), "CLAIMBRIDGE_LOCAL_DATA": str(tmp_path)}
+    demo = subprocess.run([sys.executable, "-m", "local.demo"], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert demo.returncode == 1
+    assert "make run" in demo.stdout
