@@ -45,6 +45,7 @@ def service() -> AdminService:
             api_key=api_key, base_url=settings.richpanel_api_base_url, timeout=(3.05, 8.0)
         ),
         directory=store_directory(),
+        limits=settings.money_limits(),
         enqueue_credit=lambda job: sqs.send_message(
             QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),
@@ -78,6 +79,8 @@ def _body() -> Any:
         return json.loads(raw)
     except ValueError as error:
         raise BadBodyError(f"request body is not valid JSON: {error.args[0]}") from error
+    except RecursionError:
+        raise BadBodyError("request body nests too deeply") from None
 
 
 def _plain(value: Any) -> Any:
@@ -100,6 +103,12 @@ def _domain_error(error: DomainError) -> Response:
 def put_store(storeId: str) -> Response:
     profile, created = service().put_store(storeId, _body())
     return _json(201 if created else 200, profile)
+
+
+@app.patch("/internal/stores/<storeId>")
+def patch_store(storeId: str) -> Response:
+    profile, _ = service().put_store(storeId, _body(), partial=True)
+    return _json(200, profile)
 
 
 @app.get("/internal/stores/<storeId>")
@@ -177,6 +186,12 @@ def _caller() -> str:
 def put_integration(name: str, storeId: str) -> Response:
     settings, created = service().put_integration(name, storeId, _body())
     return _json(201 if created else 200, settings)
+
+
+@app.patch("/internal/integrations/<name>/stores/<storeId>")
+def patch_integration(name: str, storeId: str) -> Response:
+    settings, _ = service().put_integration(name, storeId, _body(), partial=True)
+    return _json(200, settings)
 
 
 @app.get("/internal/integrations/<name>/stores/<storeId>")

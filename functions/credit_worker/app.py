@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from claimbridge.clients.rise import RiseClient
 from claimbridge.config import get_settings
 from claimbridge.credits import CreditService
+from claimbridge.crypto import SecretBox
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
@@ -67,6 +68,8 @@ def service() -> CreditService:
         enqueue_report=lambda report: sqs.send_message(
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
         ),
+        secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
+        limits=settings.money_limits(),
         customer_wait_s=float(settings.credit_customer_wait_s),
     )
 

@@ -222,3 +222,28 @@ def test_make_demo_without_a_running_stack_says_how_to_start_it(tmp_path):
 
     assert demo.returncode == 1
     assert "make run" in demo.stdout
+
+
+def test_a_rotated_widget_secret_is_seen_by_the_widgets_own_processes_at_once(running):
+    store = "e2e-rotate"
+    path = f"/internal/stores/{store}"
+    running.admin(
+        "PUT",
+        path,
+        json={
+            "name": "Rotate",
+            "shop_domain": "rotate.myshopify.com",
+            "webhook_secrets": ["whsec_rotate_0123456789"],
+            "widget_secret": "wgt_first_0123456789abcdef",
+        },
+    )
+    first = running.admin("POST", f"{path}/widget-url", json={"customer_email": "ann@example.com"}).json()["url"]
+    before = requests.get(first, timeout=10).status_code
+
+    rotated = running.admin("PATCH", path, json={"widget_secret": "wgt_second_0123456789abcdef"})
+    # the widget's environments are other processes than the admin's: no cache-drop reaches them, a read does
+    after = requests.get(first, timeout=10)
+    second = running.admin("POST", f"{path}/widget-url", json={"customer_email": "ann@example.com"}).json()["url"]
+
+    assert (before, rotated.status_code, after.status_code) == (200, 200, 401)
+    assert requests.get(second, timeout=10).status_code == 200

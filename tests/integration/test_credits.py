@@ -83,6 +83,7 @@ def service(clock=time.time, store=None, timeout=(2.0, 5.0), client=RiseClient) 
             )
         },
         enqueue_report=reports.append,
+        secret_box=SecretBox(aws_client("kms"), settings.kms_key_id),
         clock=clock,
     )
     svc.reports = reports  # type: ignore[attr-defined]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
+from claimbridge.bounds import id_problem, is_email
 from claimbridge.claims import TICKET_SKIPPED
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
@@ -25,6 +25,7 @@ from claimbridge.errors import (
     problems_from_validation,
 )
 from claimbridge.ledger import TRANSITIONS, Ledger, LostRaceError, Outcome, State
+from claimbridge.limits import BonusBudget, MoneyLimits
 from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn, reason_slug
 from claimbridge.models.settings import (
     INTEGRATIONS,
@@ -52,6 +53,17 @@ def check_store_id(store_id: str) -> str:
     return store_id
 
 
+PROFILE_FIELDS = ("name", "shop_domain", "credit_provider", "currency", "max_credit_amount")
+
+
+def check_id(name: str, value: str, *, limit: int = 200) -> str:
+    """An id from the path, bounded before it becomes a key (DynamoDB refuses keys over 2 KB with a 500)."""
+    problem = id_problem(name, value, limit=limit)
+    if problem is not None:
+        raise invalid(name, problem.removeprefix(f"{name} "))
+    return value
+
+
 def _integration_purpose(name: str) -> str:
     return f"integration:{name}"
 
@@ -67,8 +79,11 @@ class AdminService:
         enqueue_claim: Callable[[str, str], None] | None = None,
         enqueue_report: Callable[[dict[str, Any]], None] | None = None,
         directory: StoreDirectory | None = None,
+        limits: MoneyLimits | None = None,
     ) -> None:
         self._store = store
+        self._limits = limits or MoneyLimits()
+        self._budget = BonusBudget(store, self._limits)
         self._box = secret_box
         self._richpanel = richpanel
         self._enqueue_credit = enqueue_credit
@@ -84,24 +99,37 @@ class AdminService:
 
     # -- store profile -------------------------------------------------------------------------------------------
 
-    def put_store(self, store_id: str, body: Any) -> tuple[dict[str, Any], bool]:
-        """Create or replace a store's profile; return its public view and whether it was created."""
+    def put_store(self, store_id: str, body: Any, *, partial: bool = False) -> tuple[dict[str, Any], bool]:
+        """Create or replace (PUT) or change (``partial``: PATCH) a store's profile; its public view and whether it
+        was created. One rule for every field, secrets too: PUT replaces the profile with the body (an omitted
+        optional field is cleared, the webhook secrets are required); PATCH changes only the fields it names."""
         check_store_id(store_id)
+        existing = self._store.get_store_profile(store_id)
+        if partial:
+            if existing is None:
+                raise ResourceNotFoundError(f"store {store_id} not found: create it with PUT")
+            if not isinstance(body, dict):
+                raise invalid("body", "must be a JSON object")
+            kept = {name: existing.get(name) for name in PROFILE_FIELDS if existing.get(name) is not None}
+            if kept.get("max_credit_amount") is not None:
+                kept["max_credit_amount"] = str(kept["max_credit_amount"])
+            body = {**kept, **body}
         try:
             profile = StoreProfileIn.model_validate(body)
         except ValidationError as error:
             raise problems_from_validation(error) from error
-        existing = self._store.get_store_profile(store_id)
         old_secrets: dict[str, Any] = {}
         if existing is not None:
             old_secrets = self._box.open(existing["secrets"], store_id=store_id, purpose=STORE_SECRETS_PURPOSE)
-        elif profile.webhook_secrets is None:
-            raise invalid("webhook_secrets", "required when creating a store")
+        if profile.webhook_secrets is None and not partial:
+            raise invalid("webhook_secrets", "required: PUT replaces the whole profile (PATCH changes some fields)")
+        keep_widget = partial and "widget_secret" not in body
+        new_widget = profile.widget_secret.get_secret_value() if profile.widget_secret is not None else None
 
         secrets = {
             # The customer hash key is the store's own: it keys customer look-ups without storing emails as keys.
             "customer_hash_key": old_secrets.get("customer_hash_key") or os.urandom(32).hex(),
-            "widget_secret": _secret_or(profile.widget_secret, old_secrets.get("widget_secret")),
+            "widget_secret": old_secrets.get("widget_secret") if keep_widget else new_widget,
         }
         attributes: dict[str, Any] = {
             "name": profile.name,
@@ -123,9 +151,9 @@ class AdminService:
             attributes["webhook_secret_digests"] = existing["webhook_secret_digests"]
             attributes["webhook_secrets_masked"] = existing["webhook_secrets_masked"]
         self._store.put_store_profile(store_id, attributes)
-        self._directory.forget(store_id, "PROFILE")  # a widget URL signed right after must use the new secret
         if existing is not None:  # a raised (or removed) cap re-drives what the old one held
-            self._sweeper.repaired(store_id, "cap", cap=profile.max_credit_amount)
+            cap, _ = self._limits.cap_for({"max_credit_amount": profile.max_credit_amount})
+            self._sweeper.repaired(store_id, "cap", cap=cap)
         logger.info("store profile saved", store_id=store_id, is_new=existing is None)
         return _public_profile(store_id, attributes), existing is None
 
@@ -138,24 +166,34 @@ class AdminService:
 
     # -- integrations --------------------------------------------------------------------------------------------
 
-    def put_integration(self, name: str, store_id: str, body: Any) -> tuple[dict[str, Any], bool]:
+    def put_integration(
+        self, name: str, store_id: str, body: Any, *, partial: bool = False
+    ) -> tuple[dict[str, Any], bool]:
+        """Save an integration's settings: PUT replaces them (every secret field required), PATCH (``partial``)
+        changes only the fields it names, secrets too."""
         model = _integration_model(name)
         check_store_id(store_id)
         if self._store.get_store_profile(store_id) is None:
             raise ResourceNotFoundError(f"store {store_id} not found: create its profile first")
+        existing = self._store.get_integration(store_id, name)
+        if partial:
+            if existing is None:
+                raise ResourceNotFoundError(f"{name} is not configured for store {store_id}: configure it with PUT")
+            if not isinstance(body, dict):
+                raise invalid("body", "must be a JSON object")
+            body = {**existing.get("settings", {}), **body}
         try:
             settings = model.model_validate(body)
         except ValidationError as error:
             raise problems_from_validation(error) from error
 
-        existing = self._store.get_integration(store_id, name)
         secrets = settings.secrets()
-        if existing is not None:
+        if partial and existing is not None:
             old = self._box.open(existing["secrets"], store_id=store_id, purpose=_integration_purpose(name))
             secrets = {**old, **secrets}
         missing = [field for field in model.secret_fields if field not in secrets]
         if missing:
-            raise invalid(missing[0], "required")
+            raise invalid(missing[0], "required: PUT replaces the integration's settings (PATCH changes some fields)")
 
         if isinstance(settings, RichpanelSettings):
             self._check_richpanel_key(secrets["api_key"])
@@ -174,7 +212,6 @@ class AdminService:
             "updated_at": now_iso(),
         }
         self._store.put_integration(store_id, name, attributes)
-        self._directory.forget(store_id, name)
         self.redrive_repaired(store_id, name)
         logger.info("integration saved", store_id=store_id, integration=name, is_new=existing is None)
         return _public_integration(name, store_id, attributes), existing is None
@@ -192,7 +229,6 @@ class AdminService:
         check_store_id(store_id)
         if not self._store.delete_integration(store_id, name):
             raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
-        self._directory.forget(store_id, name)
         logger.info("integration deleted", store_id=store_id, integration=name)
 
     def integration_secrets(self, name: str, store_id: str) -> dict[str, Any]:
@@ -215,6 +251,7 @@ class AdminService:
     def get_claim(self, store_id: str, claim_id: str) -> dict[str, Any]:
         """The claim, its ticket, its ledger rows and its timeline of partner calls: one query of its partition."""
         check_store_id(store_id)
+        check_id("claimId", claim_id)
         items = self._store.claim_partition(store_id, claim_id)
         claim = next((item for item in items if item["SK"] == "CLAIM"), None)
         if claim is None:
@@ -252,7 +289,19 @@ class AdminService:
             amount = parse_amount(bonus.amount, currency)
         except MoneyError as error:
             raise invalid("amount", str(error)) from None
+        cap, whose = self._limits.cap_for(info.profile)
+        if cap is not None and amount > cap:
+            raise invalid("amount", f"{amount} is over {whose} of {cap:.2f}; nothing was queued")
         pk, sk = f"STORE#{store_id}#BONUS#{bonus.order_number}", f"LEDGER#bonus#{reason_slug(bonus.reason)}"
+        # A repeat of a bonus already asked for takes no more of today's room; a new one reserves its amount first.
+        reserved = self._ledger.get(pk, sk) is None
+        if reserved and not self._budget.reserve(store_id, amount):
+            used = self._budget.used_today(store_id)
+            raise invalid(
+                "amount",
+                f"{amount} would take this store's bonus credits today past the daily limit of "
+                f"{self._limits.bonus_daily:.2f} ({used:.2f} used); nothing was queued",
+            )
         asked = new_row(
             info,
             pk=pk,
@@ -268,6 +317,8 @@ class AdminService:
             reason=bonus.reason,
         )
         row, created = self._ledger.create(asked)
+        if reserved and not created:  # another request created it first: its reservation stands, not ours
+            self._budget.release(store_id, amount)
         if not created and Decimal(str(row["amount"])) != amount:
             raise invalid(
                 "amount",
@@ -289,6 +340,7 @@ class AdminService:
                     names={"#state": "state"},
                     values={":queued": "QUEUED", ":one": 1},
                 )
+                self._budget.release(store_id, amount)
             raise UnavailableError("could not queue the credit; nothing was queued, retry") from error
         logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"], is_new=created)
         return public_ledger_row(row), created
@@ -365,8 +417,9 @@ class AdminService:
         return public_ledger_row(moved)
 
     def _ledger_row(self, store_id: str, entry_id: str) -> dict[str, Any]:
+        check_id("entryId", entry_id, limit=300)
         parts = entry_id.split(":")
-        if len(parts) != 4 or parts[0] not in ("claim", "bonus") or len(entry_id) > 300:
+        if len(parts) != 4 or parts[0] not in ("claim", "bonus"):
             raise ResourceNotFoundError(f"no ledger entry {entry_id}")
         kind, subject, slot, purpose = parts
         row = self._store.get(f"STORE#{store_id}#{kind.upper()}#{subject}", f"LEDGER#{slot}#{purpose}")
@@ -378,8 +431,8 @@ class AdminService:
         """A signed widget URL for one customer (valid for the widget's 300 s skew window)."""
         check_store_id(store_id)
         email = body.get("customer_email") if isinstance(body, dict) else None
-        if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", email.strip()):
-            raise invalid("customer_email", "must be an email address")
+        if not isinstance(email, str) or not is_email(email.strip().lower()):
+            raise invalid("customer_email", "must be an email address such as ann@example.com")
         if set(body) - {"customer_email"}:
             raise invalid(sorted(set(body) - {"customer_email"})[0], "unknown field")
         info = self._directory.store(store_id)
@@ -409,10 +462,6 @@ def _integration_model(name: str) -> type[IntegrationSettings]:
         return INTEGRATIONS[name]
     except KeyError:
         raise ResourceNotFoundError(f"unknown integration {name!r}; known: {', '.join(INTEGRATIONS)}") from None
-
-
-def _secret_or(new: SecretStr | None, old: str | None) -> str | None:
-    return new.get_secret_value() if new is not None else old
 
 
 def _public_profile(store_id: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -449,10 +498,10 @@ def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[
 
 def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as the API shows it: the card's code masked, never whole; money in its currency's digits."""
-    hidden = ("PK", "SK", "GSI1PK", "GSI1SK", "card_code", "lease_until", "late_answer")
+    hidden = ("PK", "SK", "GSI1PK", "GSI1SK", "card_code_sealed", "card_code_masked", "lease_until", "late_answer")
     row = {k: v for k, v in item.items() if k not in hidden}
-    if item.get("card_code"):
-        row["card_code"] = mask_secret(str(item["card_code"]))
+    if item.get("card_code_masked"):
+        row["card_code"] = item["card_code_masked"]
     with contextlib.suppress(KeyError, ArithmeticError):
         row["amount"] = wire_text(Decimal(str(item["amount"])), str(item["currency"]))
     return row

@@ -209,7 +209,6 @@ class ClaimsService:
     def _on_reconcile(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         """Ours, not Order Protection's: do again what the claim's current state asks for (a repair, the sweeper)."""
         claim = self._store.get_claim(info.store_id, str(envelope.body.get("claim_id", "")))
-        self._directory.forget(info.store_id, "richpanel")  # a repair sent it: the integration was just saved
         if claim is not None:
             self._effects(info, claim)
 

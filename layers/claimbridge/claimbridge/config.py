@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
+from claimbridge.limits import MoneyLimits, parse_limit
+
 DEFAULT_DASHBOARD_CLAIM_URL_TEMPLATE = "https://dashboard.orderprotection.com/claims/{claim_id}"
 
 
@@ -37,6 +39,8 @@ class Settings:
     order_protection_dlq_url: str | None = _variable("ORDER_PROTECTION_DLQ_URL")
     job_max_receives: str = _variable("JOB_MAX_RECEIVES", "8")
     credit_customer_wait_s: str = _variable("CREDIT_CUSTOMER_WAIT_S", "86400")
+    default_max_credit_amount: str = _variable("DEFAULT_MAX_CREDIT_AMOUNT", "500.00")
+    bonus_daily_limit: str = _variable("BONUS_DAILY_LIMIT", "2000.00")
     dashboard_claim_url_template: str = _variable("DASHBOARD_CLAIM_URL_TEMPLATE", DEFAULT_DASHBOARD_CLAIM_URL_TEMPLATE)
     widget_frame_ancestors: str = _variable(
         "WIDGET_FRAME_ANCESTORS", "https://app.richpanel.com https://*.richpanel.com"
@@ -72,9 +76,22 @@ class Settings:
         ):
             if name in values and not values[name].isdigit():
                 problems.append(f"{variable}: must be a whole number")
+        for name, variable in (
+            ("default_max_credit_amount", "DEFAULT_MAX_CREDIT_AMOUNT"),
+            ("bonus_daily_limit", "BONUS_DAILY_LIMIT"),
+        ):
+            try:
+                parse_limit(values.get(name, ""))
+            except ValueError as error:
+                problems.append(f"{variable}: {error}")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(**values)
+
+    def money_limits(self) -> MoneyLimits:
+        return MoneyLimits(
+            default_cap=parse_limit(self.default_max_credit_amount), bonus_daily=parse_limit(self.bonus_daily_limit)
+        )
 
     def require(self, *names: str) -> Settings:
         """Fail with every missing variable named, or return self."""

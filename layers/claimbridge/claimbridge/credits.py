@@ -17,10 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from claimbridge.clients.http import AuthError, CallRecord, IntegrationError
-from claimbridge.crypto import customer_key
+from claimbridge.crypto import SecretBox, customer_key, mask_secret
 from claimbridge.directory import StoreDirectory, StoreInfo
 from claimbridge.jobs import JobDeferredError
 from claimbridge.ledger import SETTLED, Ledger, LostRaceError, Outcome, State, ledger_id
+from claimbridge.limits import MoneyLimits
 from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
@@ -54,10 +55,14 @@ class CreditService:
         directory: StoreDirectory,
         providers: Mapping[str, ProviderFactory],
         enqueue_report: ReportEnqueuer,
+        secret_box: SecretBox,
+        limits: MoneyLimits | None = None,
         customer_wait_s: float = DEFAULT_CUSTOMER_WAIT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._box = secret_box
+        self._limits = limits or MoneyLimits()
         self._ledger = Ledger(store, clock=clock)
         self._directory = directory
         self._providers = providers
@@ -67,9 +72,6 @@ class CreditService:
 
     def handle(self, job: CreditJob) -> None:
         row = self._ledger.get(job.pk, job.sk)
-        if job.fresh and row is not None:
-            self._directory.forget(job.store_id, "PROFILE")
-            self._directory.forget(job.store_id, str(row.get("provider") or "rise"))
         if row is None:
             logger.error("credit job names no ledger row; dropped", pk=job.pk, sk=job.sk)
             return
@@ -223,7 +225,14 @@ class CreditService:
         top_up = row.get("operation") == "top_up"
         fields = {
             "card_id": applied.card_id,
-            "card_code": applied.code,
+            # The code is bearer money: sealed like a partner secret (the card's store and ledger row in its KMS
+            # context); the table and every view show only its masked form.
+            "card_code_sealed": self._box.seal(
+                {"code": applied.code}, store_id=row["store_id"], purpose=f"card_code:{row['ledger_id']}"
+            )
+            if applied.code
+            else None,
+            "card_code_masked": mask_secret(applied.code) if applied.code else None,
             "card_balance": applied.balance,
             "card_initial_value": None if top_up else row["amount"],
             "card_expires_on": applied.expires_on,
@@ -273,7 +282,7 @@ class CreditService:
             amount = parse_amount(row["amount"], row["currency"])
         except MoneyError as error:
             return Stop(Outcome.HOLD, "amount", f"{error}; no call made"), {}
-        cap = profile.get("max_credit_amount")
+        cap, whose = self._limits.cap_for(profile)
         problem = (
             ("amount", f"amount must be positive, not {amount}")
             if amount <= 0
@@ -281,8 +290,8 @@ class CreditService:
             if not email or not EMAIL.match(email)
             else ("currency", f"currency {row['currency']} is not the store's ({currency})")
             if row["currency"] != currency
-            else ("cap", f"amount {amount} is over the store's per-credit cap of {Decimal(str(cap)):.2f}")
-            if cap is not None and amount > Decimal(str(cap))
+            else ("cap", f"amount {amount} is over {whose} of {cap:.2f}")
+            if cap is not None and amount > cap
             else None
         )
         if problem is not None:

@@ -1,15 +1,20 @@
-"""A store's profile and integrations as the workers need them: secrets opened, cached for a few minutes."""
+"""A store's profile and integrations as the functions need them, secrets opened.
+
+Each look-up reads the item (one consistent GetItem), so a secret rotated, a key replaced or an integration removed in
+the admin is seen by every function's next request, in every process; only the opening of a sealed value is cached,
+keyed by the sealed value itself, so KMS is asked once per secret version, not per request."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from claimbridge.crypto import SecretBox
 from claimbridge.store import Store
 
-CACHE_S = 120.0
+OPENED_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -37,47 +42,37 @@ class StoreDirectory:
         self._store = store
         self._box = secret_box
         self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._opened: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
 
-    def _cached(self, key: tuple[str, str], load: Any) -> Any:
-        hit = self._cache.get(key)
-        if hit is not None and self._clock() - hit[0] < CACHE_S:
-            return hit[1]
-        value = load()
-        self._cache[key] = (self._clock(), value)
-        return value
-
-    def forget(self, store_id: str, name: str) -> None:
-        self._cache.pop((store_id, name), None)
+    def _open(self, sealed: str, *, store_id: str, purpose: str) -> dict[str, Any]:
+        key = (store_id, purpose, sealed)
+        opened = self._opened.get(key)
+        if opened is None:
+            opened = self._box.open(sealed, store_id=store_id, purpose=purpose)
+            self._opened[key] = opened
+            while len(self._opened) > OPENED_CACHE_SIZE:
+                self._opened.popitem(last=False)
+        else:
+            self._opened.move_to_end(key)
+        return opened
 
     def store(self, store_id: str) -> StoreInfo | None:
-        def load() -> StoreInfo | None:
-            profile = self._store.get_store_profile(store_id)
-            if profile is None:
-                return None
-            secrets = self._box.open(profile["secrets"], store_id=store_id, purpose="store")
-            return StoreInfo(store_id, profile, secrets)
-
-        result: StoreInfo | None = self._cached((store_id, "PROFILE"), load)
-        return result
+        profile = self._store.get_store_profile(store_id)
+        if profile is None:
+            return None
+        return StoreInfo(store_id, profile, self._open(profile["secrets"], store_id=store_id, purpose="store"))
 
     def integration(self, store_id: str, name: str) -> Integration | None:
-        def load() -> Integration | None:
-            item = self._store.get_integration(store_id, name)
-            if item is None:
-                return None
-            secrets = self._box.open(item["secrets"], store_id=store_id, purpose=f"integration:{name}")
-            return Integration(
-                name=name,
-                settings=dict(item.get("settings", {})),
-                secrets=secrets,
-                valid=item.get("status", "valid") != "invalid",
-                reason=item.get("status_reason") or "",
-            )
-
-        result: Integration | None = self._cached((store_id, name), load)
-        return result
+        item = self._store.get_integration(store_id, name)
+        if item is None:
+            return None
+        return Integration(
+            name=name,
+            settings=dict(item.get("settings", {})),
+            secrets=self._open(item["secrets"], store_id=store_id, purpose=f"integration:{name}"),
+            valid=item.get("status", "valid") != "invalid",
+            reason=item.get("status_reason") or "",
+        )
 
     def mark_invalid(self, store_id: str, name: str, reason: str) -> None:
         self._store.set_integration_status(store_id, name, valid=False, reason=reason)
-        self.forget(store_id, name)

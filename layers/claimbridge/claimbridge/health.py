@@ -55,7 +55,6 @@ class IntegrationHealth:
     def _check(self, name: str, check: Check, item: dict[str, Any]) -> tuple[str, int]:
         store_id = item["store_id"]
         was_valid = item.get("status", "valid") != "invalid"
-        self._directory.forget(store_id, name)
         info, integration = self._directory.store(store_id), self._directory.integration(store_id, name)
         if info is None or integration is None:
             return "unreachable", 0
@@ -71,7 +70,6 @@ class IntegrationHealth:
             )
             return "unreachable", 0
         self._store.set_integration_status(store_id, name, valid=True, reason=None)
-        self._directory.forget(store_id, name)
         if was_valid:
             return "valid", 0
         logger.info("integration valid again", store_id=store_id, integration=name)

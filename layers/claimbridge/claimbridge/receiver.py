@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from claimbridge.bounds import MAX_ID_CHARS, id_problem
 from claimbridge.crypto import matches_any_digest
 from claimbridge.observability import logger
 from claimbridge.store import ConditionFailedError, Store, due_shard
@@ -31,7 +32,7 @@ EVENT_DUE_S = 60  # a PENDING event the sender did not retry is enqueued by the 
 ENQUEUED_DUE_S = 30 * 60  # an enqueued event no worker finished in this long is enqueued again by the sweeper
 IN_FLIGHT_WAIT_S = 1.5  # how long a duplicate waits for a concurrent delivery to mark its record ENQUEUED
 IN_FLIGHT_POLL_S = 0.05
-SECRETS_CACHE_S = 60.0
+ROUTED_IDS = ("claim_id", "order_id", "source_order_id")  # the body's ids the worker keys rows by
 STORE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 KNOWN_TOPICS = frozenset(
@@ -65,7 +66,6 @@ class WebhookReceiver:
         self._sqs = sqs
         self._queue_url = queue_url
         self._clock = clock
-        self._digests: dict[str, tuple[float, list[str]]] = {}
 
     def receive(self, store_id: str, secret: str | None, raw_body: str) -> Answer:
         if len(raw_body.encode()) > MAX_BODY_BYTES:
@@ -169,23 +169,14 @@ class WebhookReceiver:
         )
 
     def _authentic(self, store_id: str, secret: str) -> bool:
+        """Against the store's secrets as they are now (one consistent read, no cache): a secret rotated out is
+        refused from the next request on, one rotated in is accepted at once."""
         if not store_id or len(store_id) > 64 or not STORE_ID_CHARS.issuperset(store_id):
             return False
-        digests = self._cached_digests(store_id, fresh=False)
-        if matches_any_digest(secret, digests):
-            return True
-        # A secret rotated in since the cache was filled: look once more before refusing.
-        return matches_any_digest(secret, self._cached_digests(store_id, fresh=True))
-
-    def _cached_digests(self, store_id: str, *, fresh: bool) -> list[str]:
-        now = time.monotonic()
-        cached = self._digests.get(store_id)
-        if cached is not None and not fresh and now - cached[0] < SECRETS_CACHE_S:
-            return cached[1]
+        if len(secret) > 512 or not secret.isascii():  # no stored secret is longer or other (models.settings)
+            return False
         profile = self._store.get_store_profile(store_id)
-        digests = list(profile.get("webhook_secret_digests", [])) if profile else []
-        self._digests[store_id] = (now, digests)
-        return digests
+        return matches_any_digest(secret, list(profile.get("webhook_secret_digests", [])) if profile else [])
 
     def _release(self, store_id: str, event_id: str, lease: str) -> None:
         try:
@@ -199,21 +190,31 @@ class WebhookReceiver:
 
 
 def parse_envelope(raw_body: str) -> tuple[dict[str, Any] | None, str]:
-    """The envelope's routing fields, or None and a message naming the problem."""
+    """The envelope's routing fields, or None and a message naming the problem. Every id the worker keys a row by is
+    bounded here, so nothing is accepted that would fail in the worker on every retry."""
     try:
         envelope = json.loads(raw_body)
     except ValueError:
         return None, "body is not valid JSON"
+    except RecursionError:
+        return None, "body nests too deeply"
     if not isinstance(envelope, dict):
         return None, "body must be a JSON object"
     for name in ("id", "topic", "body"):
         if name not in envelope or envelope[name] in (None, ""):
             return None, f"missing field: {name}"
-    if not isinstance(envelope["id"], str) or len(envelope["id"]) > 200:
-        return None, "field id must be a string of at most 200 characters"
-    if not isinstance(envelope["topic"], str):
-        return None, "field topic must be a string"
+    for name, limit in (("id", MAX_ID_CHARS), ("topic", 64)):
+        if not isinstance(envelope[name], str):
+            return None, f"field {name} must be a string"
+        problem = id_problem(f"field {name}", envelope[name], limit=limit)
+        if problem is not None:
+            return None, problem
     if not isinstance(envelope["body"], dict):
         return None, "field body must be a JSON object"
+    for name in ROUTED_IDS:
+        if envelope["body"].get(name) is not None:
+            problem = id_problem(f"body.{name}", envelope["body"][name])
+            if problem is not None:
+                return None, problem
     envelope["topic"] = envelope["topic"].strip().lower().replace("/", ".")
     return envelope, ""

@@ -122,7 +122,7 @@ class Sweeper:
                     self._ledger.move(row, Outcome.REPAIR, reason=f"re-driven: {cause} repaired")
                 except LostRaceError:
                     continue
-                self._enqueue_credit(CreditJob(store_id=store_id, pk=row["PK"], sk=row["SK"], fresh=True))
+                self._enqueue_credit(CreditJob(store_id=store_id, pk=row["PK"], sk=row["SK"]))
                 moved += 1
             if not cursor:
                 break

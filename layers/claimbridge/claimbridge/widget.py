@@ -17,15 +17,21 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from claimbridge.bounds import is_email
 from claimbridge.clients.http import IntegrationError
 from claimbridge.clients.rivo import RivoClient
-from claimbridge.crypto import customer_key, mask_secret, sign_widget
+from claimbridge.crypto import customer_key, sign_widget
 from claimbridge.directory import StoreDirectory
 from claimbridge.models.webhooks import CLAIM_TYPES
 from claimbridge.observability import logger
 from claimbridge.store import Store, customer_pk
 
 MAX_SKEW_S = 300
+MAX_PARAMS = 10
+STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
+TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)  # ASCII digits only: int() would take '²' or '٣' and 5,000 digits
+SIGNATURE = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+UNKNOWN_STORE_KEY = "claimbridge: no such store"  # signs for a store that does not exist, so it costs the same
 RIVO_TIMEOUT = (0.3, 0.7)  # the loyalty line is a nice-to-have: it never holds the page for more than a second
 LOYALTY_CACHE_S = 60.0
 LOYALTY_DOWN_CACHE_S = 15.0  # a slow Rivo is asked again after this, not on every page
@@ -91,10 +97,15 @@ class WidgetService:
         self._loyalty: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     def view(self, store_id: str, query: Mapping[str, str], header_signature: str | None) -> WidgetView:
+        # Every parameter is parsed and bounded before any look-up; an unknown store, one without a widget secret
+        # and a wrong signature then get the same answer, so store ids cannot be probed.
+        email, signature = self._check_shape(store_id, query, header_signature)
         info = self._directory.store(store_id)
         secret = (info.secrets.get("widget_secret") if info else None) or ""
-        email = self._verify(store_id, secret, query, header_signature)
-        assert info is not None
+        signed = {k: v for k, v in query.items() if k != "signature"} | {"store_id": store_id}
+        expected = sign_widget(secret or UNKNOWN_STORE_KEY, signed)  # the same work whether the store exists or not
+        if not hmac.compare_digest(expected, signature) or info is None or not secret:
+            raise WidgetAuthError("the signature does not match")
         index = customer_pk(store_id, customer_key(info.customer_hash_key, email))
         items = self._store.query_customer(index)
         credit_rows: dict[str, list[dict[str, Any]]] = {}
@@ -135,24 +146,28 @@ class WidgetService:
         self._loyalty[(store_id, email)] = (now + LOYALTY_CACHE_S, loyalty)
         return loyalty
 
-    def _verify(self, store_id: str, secret: str, query: Mapping[str, str], header_signature: str | None) -> str:
-        if not secret:
-            raise WidgetAuthError("this store has no widget secret")
+    def _check_shape(self, store_id: str, query: Mapping[str, str], header_signature: str | None) -> tuple[str, str]:
+        """The email and the signature of a well-formed, fresh request; WidgetAuthError naming what is wrong."""
+        if not STORE_ID.fullmatch(store_id):
+            raise WidgetAuthError("the signature does not match")
+        if len(query) > MAX_PARAMS or any(len(k) > 64 or len(v) > 512 for k, v in query.items()):
+            raise WidgetAuthError(f"at most {MAX_PARAMS} query parameters of at most 512 characters")
         signature = query.get("signature") or header_signature or ""
         email = query.get("customer_email", "")
         timestamp = query.get("timestamp", "")
         if not signature or not email or not timestamp:
             raise WidgetAuthError("customer_email, timestamp and signature are required")
-        if not timestamp.isdigit():
+        if not TIMESTAMP.fullmatch(timestamp):
             raise WidgetAuthError("timestamp must be unix seconds")
         if abs(self._clock() - int(timestamp)) > MAX_SKEW_S:
             raise WidgetAuthError("the signature has expired or is dated in the future")
-        signed = {k: v for k, v in query.items() if k != "signature"} | {"store_id": store_id}
+        if not SIGNATURE.fullmatch(signature):
+            raise WidgetAuthError("the signature must be 64 hexadecimal characters")
         if "store_id" in query and query["store_id"] != store_id:
             raise WidgetAuthError("the signature does not match")
-        if not hmac.compare_digest(sign_widget(secret, signed), signature.lower()):
-            raise WidgetAuthError("the signature does not match")
-        return email.strip().lower()
+        if not is_email(email.strip().lower()):
+            raise WidgetAuthError("customer_email must be an email address")
+        return email.strip().lower(), signature.lower()
 
     def _claim(self, item: dict[str, Any], credit_rows: list[dict[str, Any]]) -> dict[str, Any]:
         resolutions = [
@@ -197,7 +212,7 @@ def _credit(item: dict[str, Any]) -> dict[str, Any]:
         "state": item.get("state"),
         "amount": _money(item.get("amount")),
         "currency": item.get("currency"),
-        "code": mask_secret(str(item["card_code"])) if item.get("card_code") else None,
+        "code": item.get("card_code_masked"),
         "reason": item.get("state_reason") or None,
     }
 

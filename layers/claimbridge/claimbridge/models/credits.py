@@ -9,13 +9,20 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from claimbridge.bounds import MAX_ID_CHARS
+from claimbridge.models.fields import Email
 
-class CreditCustomer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+BoundedId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-    email: str | None = None
-    name: str = ""
-    id: str | None = None
+
+class BonusCustomer(BaseModel):
+    """The customer of a bonus credit: the card is sent to this address, so it must be one."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: Email
+    name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f<>]*$")] = ""
+    id: BoundedId | None = None
 
 
 class CreditJob(BaseModel):
@@ -26,7 +33,6 @@ class CreditJob(BaseModel):
     store_id: str
     pk: str
     sk: str
-    fresh: bool = False  # a repair sent it: read the store's profile and integrations again, not from a cache
 
 
 REASON_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
@@ -35,9 +41,9 @@ REASON_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
 class BonusCreditIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    customer: CreditCustomer
+    customer: BonusCustomer
     order_number: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9#_-]+$")]
-    order_id: str | None = None
+    order_id: BoundedId | None = None
     amount: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     reason: Annotated[str, StringConstraints(pattern=REASON_PATTERN)]

@@ -46,15 +46,18 @@ class StoreProfileIn(StrictBody):
     @classmethod
     def _strong_webhook_secrets(cls, secrets: list[SecretStr] | None) -> list[SecretStr] | None:
         for secret in secrets or []:
-            if len(secret.get_secret_value()) < 16 or any(c.isspace() for c in secret.get_secret_value()):
-                raise ValueError("each webhook secret must be at least 16 characters without spaces")
+            raw = secret.get_secret_value()
+            if not 16 <= len(raw) <= 512 or not VISIBLE_ASCII.fullmatch(raw):
+                raise ValueError("each webhook secret must be 16 to 512 visible ASCII characters (no spaces)")
         return secrets
 
     @field_validator("widget_secret")
     @classmethod
     def _strong_widget_secret(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and len(secret.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
+        if secret is not None and not (
+            16 <= len(secret.get_secret_value()) <= 512 and VISIBLE_ASCII.fullmatch(secret.get_secret_value())
+        ):
+            raise ValueError("must be 16 to 512 visible ASCII characters (no spaces)")
         return secret
 
 
@@ -172,9 +175,12 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # what an HTTP header carries as is: no spaces, controls or non-ASCII
+
+
 def _check_token(token: SecretStr | None) -> SecretStr | None:
     if token is not None:
         raw = token.get_secret_value()
-        if not 8 <= len(raw) <= 512 or any(c.isspace() for c in raw):
-            raise ValueError("must be 8 to 512 characters without spaces")
+        if not 8 <= len(raw) <= 512 or not VISIBLE_ASCII.fullmatch(raw):
+            raise ValueError("must be 8 to 512 visible ASCII characters (no spaces, control or non-ASCII characters)")
     return token
