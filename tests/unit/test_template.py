@@ -97,6 +97,34 @@ def test_kms_use_is_bound_to_a_store_id_encryption_context():
             assert "kms:EncryptionContext:store_id" in str(statement.get("Condition")), function
 
 
+def _kms_purposes(function: str, action: str) -> set[str]:
+    """The encryption-context purposes ``function`` may use ``action`` with, as its policy's conditions say."""
+    found: set[str] = set()
+    for name, statement in iam_statements():
+        if name == function and action in statement["Action"]:
+            allowed = statement["Condition"]["StringLike"]["kms:EncryptionContext:purpose"]
+            found |= set(allowed if isinstance(allowed, list) else [allowed])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("function", "opens", "seals"),
+    [
+        ("AdminFunction", {"store", "integration:*"}, {"store", "integration:*"}),
+        ("WebhookReceiverFunction", set(), set()),
+        ("RichpanelWorkerFunction", {"store", "integration:richpanel", "integration:order_protection"}, set()),
+        ("CreditWorkerFunction", {"store", "integration:rise", "integration:rivo", "card_code:*"}, {"card_code:*"}),
+        ("ReportWorkerFunction", {"store", "integration:order_protection"}, set()),
+        ("SyncFunction", {"store", "integration:*"}, set()),
+        ("WidgetFunction", {"store", "integration:rivo"}, set()),
+    ],
+)
+def test_each_function_may_open_only_the_secrets_it_uses(function, opens, seals):
+    # e.g. the widget, reachable without authentication, cannot open a store's Rise, Richpanel or OP tokens
+    assert _kms_purposes(function, "kms:Decrypt") == opens
+    assert _kms_purposes(function, "kms:GenerateDataKey") == seals
+
+
 def test_the_main_table_is_on_demand_recoverable_encrypted_and_expires_items():
     table = RESOURCES["MainTable"]["Properties"]
 
