@@ -102,9 +102,18 @@ def mask_secret(secret: str) -> str:
     return f"{prefix}****{secret[-4:]}"
 
 
+def _canonical(text: str) -> str:
+    # '%', '&' and '=' escaped: then no two parameter sets share a message ("a=1&b=2" could otherwise be one
+    # parameter or two). Every other character stands as it is, so the usual values sign as they always did.
+    return text.replace("%", "%25").replace("&", "%26").replace("=", "%3D")
+
+
 def widget_message(params: Mapping[str, str]) -> str:
-    """The signed message: every parameter but ``signature``, sorted by name, ``name=value`` joined by ``&``."""
-    return "&".join(f"{name}={params[name]}" for name in sorted(params) if name != "signature")
+    """The signed message: every parameter but ``signature``, sorted by name, ``name=value`` joined by ``&``, with
+    ``%``, ``&`` and ``=`` inside names and values written ``%25``, ``%26`` and ``%3D``."""
+    return "&".join(
+        f"{_canonical(name)}={_canonical(params[name])}" for name in sorted(params) if name != "signature"
+    )
 
 
 def sign_widget(secret: str, params: Mapping[str, str]) -> str:

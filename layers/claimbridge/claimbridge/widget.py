@@ -2,7 +2,8 @@
 
 Signature (shared/DESIGN.md "Public interface"): the query carries ``customer_email``, ``timestamp`` (unix seconds)
 and ``signature`` = hex(HMAC-SHA256(widget secret, every other parameter sorted by name as ``name=value`` joined by
-``&``, ``store_id`` included)); the signature may come in ``X-Widget-Signature`` instead.
+``&``, ``store_id`` included, ``%``, ``&`` and ``=`` inside them escaped as ``%25``, ``%26``, ``%3D``)); the signature
+may come in ``X-Widget-Signature`` instead.
 """
 
 from __future__ import annotations
