@@ -111,9 +111,7 @@ def _canonical(text: str) -> str:
 def widget_message(params: Mapping[str, str]) -> str:
     """The signed message: every parameter but ``signature``, sorted by name, ``name=value`` joined by ``&``, with
     ``%``, ``&`` and ``=`` inside names and values written ``%25``, ``%26`` and ``%3D``."""
-    return "&".join(
-        f"{_canonical(name)}={_canonical(params[name])}" for name in sorted(params) if name != "signature"
-    )
+    return "&".join(f"{_canonical(name)}={_canonical(params[name])}" for name in sorted(params) if name != "signature")
 
 
 def sign_widget(secret: str, params: Mapping[str, str]) -> str:
