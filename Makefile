@@ -17,7 +17,7 @@ UV_VERSION := 0.13.8
 export PATH := $(abspath $(VENV)/bin):$(dir $(PY312)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup browser run demo reset test test-unit test-integration test-e2e lint template-check bench soak build deploy clean
+.PHONY: help setup browser run demo reset openapi test test-unit test-integration test-e2e lint template-check bench soak build deploy clean
 
 help:
 	@echo "make run    - the whole stack on this machine (emulated AWS + partner sandbox) on http://127.0.0.1:3000"
@@ -62,6 +62,10 @@ browser:
 
 run: setup
 	$(PY) -m local
+
+# The OpenAPI document, generated from the functions' Powertools resolvers (a test fails when it is not current).
+openapi: $(VENV)/.installed
+	$(PY) -m local.openapi
 
 demo: $(VENV)/.installed
 	$(PY) -m local.demo

@@ -170,7 +170,11 @@ def serve(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
                 self.wfile.write(answer.body)
 
         # HEAD and OPTIONS are routed like any method: a route without them answers 405, as API Gateway refuses them.
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+        def __getattr__(self, name: str) -> Any:
+            # Every method is routed (http.server would answer an unknown one 501): a route without it answers 405.
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass

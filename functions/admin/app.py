@@ -1,14 +1,22 @@
-"""Admin API: store profiles and integration settings (API key enforced by API Gateway's usage plan)."""
+"""Admin API: store profiles, integration settings, money and operations (API key enforced by API Gateway's usage
+plan). Powertools' resolver validates each body against its model before the service sees it, and the routes'
+declarations here are what the OpenAPI document (``openapi.json``, ``/internal/openapi.json``) is generated from."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,7 +24,9 @@ from claimbridge.admin import AdminService
 from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
-from claimbridge.errors import DomainError
+from claimbridge.errors import DomainError, problems_from_errors
+from claimbridge.models.credits import BonusCreditIn, LedgerActionIn
+from claimbridge.models.settings import INTEGRATIONS, StoreProfileIn, WidgetUrlIn, partial
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.queues import QueueAdmin
 from claimbridge.runtime import (
@@ -28,7 +38,10 @@ from claimbridge.runtime import (
     table_store,
 )
 
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(enable_validation=True)
+app.configure_openapi(
+    title="claimbridge", security_schemes={"adminKey": APIKey.model_validate({"name": "x-api-key", "in": "header"})}
+)
 tracer = get_tracer()
 
 
@@ -72,6 +85,7 @@ def _json(status: int, body: Any) -> Response:
 
 
 def _body() -> Any:
+    """The raw JSON body (already checked against the route's model); services validate it again in their terms."""
     raw = app.current_event.body
     if raw is None or raw == "":
         raise BadBodyError("request body is required (JSON)")
@@ -99,42 +113,85 @@ def _domain_error(error: DomainError) -> Response:
     return _json(error.status, error.body())
 
 
-@app.put("/internal/stores/<storeId>")
-def put_store(storeId: str) -> Response:
-    profile, created = service().put_store(storeId, _body())
-    return _json(201 if created else 200, profile)
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response:
+    """Powertools' validation, answered in our shape: 400 for a body that is missing or not JSON, else 422."""
+    errors = list(error.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _domain_error(BadBodyError("request body is not valid JSON"))
+    if any(tuple(e.get("loc", ())) == ("body",) and e.get("type") == "missing" for e in errors):
+        return _domain_error(BadBodyError("request body is required (JSON)"))
+    return _domain_error(problems_from_errors(errors, skip=1))
 
 
-@app.patch("/internal/stores/<storeId>")
-def patch_store(storeId: str) -> Response:
-    profile, _ = service().put_store(storeId, _body(), partial=True)
-    return _json(200, profile)
+@app.exception_handler(RecursionError)
+def _too_deep(error: RecursionError) -> Response:
+    return _domain_error(BadBodyError("request body nests too deeply"))
 
 
-@app.get("/internal/stores/<storeId>")
-def get_store(storeId: str) -> Response:
+# -- what the document says each route answers ------------------------------------------------------------------------
+
+ANSWERS = {
+    200: "done",
+    201: "created",
+    202: "queued",
+    204: "deleted",
+    400: "the body is missing, not JSON or nested too deeply",
+    401: "missing or wrong x-api-key (locally)",
+    403: "missing or wrong x-api-key (deployed: API Gateway's answer)",
+    404: "no such store, integration, claim, ledger row or queue",
+    409: "the row's state does not allow the action",
+    413: "the body is over API Gateway's 10 MB",
+    415: "the body is not application/json",
+    422: "a field or path id is invalid: `errors` names each",
+    503: "a partner or queue that must be consulted is down; nothing was changed",
+}
+AUTH = (401, 403)
+BODY = (400, 413, 415, 422)
+
+
+def answers(*statuses: int) -> dict[int, OpenAPIResponse]:
+    return {status: OpenAPIResponse(description=ANSWERS[status]) for status in (*statuses, *AUTH)}
+
+
+def _route(method: str, path: str, summary: str, *statuses: int, tags: list[str] | None = None) -> Any:
+    return app.route(
+        path,
+        method=method,
+        summary=summary,
+        responses=answers(*statuses),
+        tags=tags or ["admin"],
+        security=[{"adminKey": []}],
+    )
+
+
+# -- stores -----------------------------------------------------------------------------------------------------------
+
+
+@_route("PUT", "/internal/stores/<storeId>", "Create or replace a store's profile", 200, 201, *BODY)
+def put_store(storeId: str, profile: Annotated[StoreProfileIn, Body()]):
+    saved, created = service().put_store(storeId, _body())
+    return _json(201 if created else 200, saved)
+
+
+@_route("PATCH", "/internal/stores/<storeId>", "Change some fields of a store's profile", 200, 404, *BODY)
+def patch_store(storeId: str, profile: Annotated[partial(StoreProfileIn), Body()]):  # type: ignore[valid-type]
+    saved, _ = service().put_store(storeId, _body(), partial=True)
+    return _json(200, saved)
+
+
+@_route("GET", "/internal/stores/<storeId>", "A store's profile, secrets masked", 200, 404, 422)
+def get_store(storeId: str):
     return _json(200, service().get_store(storeId))
 
 
-@app.get("/internal/integrations/richpanel/stores/<storeId>/teams")
-def list_richpanel_teams(storeId: str) -> Response:
-    teams = service().list_richpanel_teams(storeId)
-    return _json(200, {"teams": [team.model_dump() for team in teams]})
-
-
-@app.get("/internal/stores/<storeId>/claims/<claimId>")
-def get_claim(storeId: str, claimId: str) -> Response:
+@_route("GET", "/internal/stores/<storeId>/claims/<claimId>", "A claim: ticket, ledger, timeline", 200, 404, 422)
+def get_claim(storeId: str, claimId: str):
     return _json(200, service().get_claim(storeId, claimId))
 
 
-@app.post("/internal/integrations/rise/stores/<storeId>/bonus-credits")
-def post_bonus_credit(storeId: str) -> Response:
-    row, queued = service().bonus_credit(storeId, _body())
-    return _json(202 if queued else 200, {"ledger_id": row["ledger_id"], "queued": queued, "entry": row})
-
-
-@app.post("/internal/stores/<storeId>/widget-url")
-def post_widget_url(storeId: str) -> Response:
+@_route("POST", "/internal/stores/<storeId>/widget-url", "A signed widget URL for one customer", 200, 404, *BODY)
+def post_widget_url(storeId: str, request: Annotated[WidgetUrlIn, Body()]):
     return _json(200, service().widget_url(storeId, _body(), _public_base_url(), time.time()))
 
 
@@ -148,30 +205,52 @@ def _public_base_url() -> str:
     return f"{proto}://{headers.get('host', 'localhost')}{stage_prefix}"
 
 
-@app.get("/internal/stores/<storeId>/ledger/<entryId>")
-def get_ledger_entry(storeId: str, entryId: str) -> Response:
+# -- money ------------------------------------------------------------------------------------------------------------
+
+
+@_route(
+    "POST",
+    "/internal/integrations/rise/stores/<storeId>/bonus-credits",
+    "Queue a bonus store credit, once per (order, reason)",
+    200,
+    202,
+    404,
+    503,
+    *BODY,
+    tags=["money"],
+)
+def post_bonus_credit(storeId: str, bonus: Annotated[BonusCreditIn, Body()]):
+    row, queued = service().bonus_credit(storeId, _body())
+    return _json(202 if queued else 200, {"ledger_id": row["ledger_id"], "queued": queued, "entry": row})
+
+
+@_route("GET", "/internal/stores/<storeId>/ledger/<entryId>", "One ledger row", 200, 404, 422, tags=["money"])
+def get_ledger_entry(storeId: str, entryId: str):
     return _json(200, service().ledger_entry(storeId, entryId))
 
 
-@app.get("/internal/stores/<storeId>/ledger")
-def list_ledger(storeId: str) -> Response:
-    query = app.current_event.query_string_parameters or {}
-    return _json(200, service().ledger_rows(storeId, query.get("state"), query.get("cursor")))
+@_route("GET", "/internal/stores/<storeId>/ledger", "The store's rows that need a person", 200, 422, tags=["money"])
+def list_ledger(
+    storeId: str,
+    state: Annotated[str | None, Query(description="HELD (default), UNKNOWN or FAILED")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the page before")] = None,
+):
+    return _json(200, service().ledger_rows(storeId, state, cursor))
 
 
-@app.post("/internal/stores/<storeId>/ledger/<entryId>/actions")
-def post_ledger_action(storeId: str, entryId: str) -> Response:
+@_route(
+    "POST",
+    "/internal/stores/<storeId>/ledger/<entryId>/actions",
+    "An operator's decision on one ledger row (audited)",
+    200,
+    404,
+    409,
+    503,
+    *BODY,
+    tags=["money"],
+)
+def post_ledger_action(storeId: str, entryId: str, action: Annotated[LedgerActionIn, Body()]):
     return _json(200, service().ledger_action(storeId, entryId, _body(), _caller()))
-
-
-@app.get("/internal/queues")
-def get_queues() -> Response:
-    return _json(200, queues().overview())
-
-
-@app.post("/internal/queues/<name>/redrive")
-def post_queue_redrive(name: str) -> Response:
-    return _json(200, queues().redrive(name))
 
 
 def _caller() -> str:
@@ -182,31 +261,134 @@ def _caller() -> str:
     )
 
 
-@app.put("/internal/integrations/<name>/stores/<storeId>")
-def put_integration(name: str, storeId: str) -> Response:
-    settings, created = service().put_integration(name, storeId, _body())
-    return _json(201 if created else 200, settings)
+# -- operations -------------------------------------------------------------------------------------------------------
 
 
-@app.patch("/internal/integrations/<name>/stores/<storeId>")
-def patch_integration(name: str, storeId: str) -> Response:
-    settings, _ = service().put_integration(name, storeId, _body(), partial=True)
-    return _json(200, settings)
+@_route("GET", "/internal/queues", "Each job queue's depth, age and DLQ depth", 200, tags=["operations"])
+def get_queues():
+    return _json(200, queues().overview())
 
 
-@app.get("/internal/integrations/<name>/stores/<storeId>")
-def get_integration(name: str, storeId: str) -> Response:
+@_route("POST", "/internal/queues/<name>/redrive", "Move a queue's DLQ messages back", 200, 404, tags=["operations"])
+def post_queue_redrive(name: str):
+    return _json(200, queues().redrive(name))
+
+
+# -- integrations -----------------------------------------------------------------------------------------------------
+
+
+@_route(
+    "GET", "/internal/integrations/richpanel/stores/<storeId>/teams", "The store's Richpanel teams", 200, 404, 422, 503
+)
+def list_richpanel_teams(storeId: str):
+    teams = service().list_richpanel_teams(storeId)
+    return _json(200, {"teams": [team.model_dump() for team in teams]})
+
+
+def _integration_routes(name: str, model: type[Any]) -> None:
+    """PUT and PATCH of one integration, each with its own body model in the document."""
+
+    def put(storeId: str, settings: Any):
+        saved, created = service().put_integration(name, storeId, _body())
+        return _json(201 if created else 200, saved)
+
+    def patch(storeId: str, settings: Any):
+        saved, _ = service().put_integration(name, storeId, _body(), partial=True)
+        return _json(200, saved)
+
+    # Real objects, not strings: Powertools reads these to validate and to write the document.
+    put.__annotations__ = {"storeId": str, "settings": Annotated[model, Body()]}
+    patch.__annotations__ = {"storeId": str, "settings": Annotated[partial(model), Body()]}
+    put.__name__, patch.__name__ = f"put_{name}", f"patch_{name}"
+    path = f"/internal/integrations/{name}/stores/<storeId>"
+    _route("PUT", path, f"Replace the store's {name} settings", 200, 201, 404, 503, *BODY, tags=["integrations"])(put)
+    _route("PATCH", path, f"Change some {name} settings", 200, 404, 503, *BODY, tags=["integrations"])(patch)
+
+
+for _name, _model in INTEGRATIONS.items():
+    _integration_routes(_name, _model)
+
+
+@app.route("/internal/integrations/<name>/stores/<storeId>", method=["PUT", "PATCH"], include_in_schema=False)
+def put_unknown_integration(name: str, storeId: str):
+    service().put_integration(name, storeId, _body())  # refuses the name: 404
+    return _json(404, {"message": f"unknown integration {name}"})
+
+
+@_route(
+    "GET",
+    "/internal/integrations/<name>/stores/<storeId>",
+    "An integration's settings",
+    200,
+    404,
+    422,
+    tags=["integrations"],
+)
+def get_integration(name: str, storeId: str):
     return _json(200, service().get_integration(name, storeId))
 
 
-@app.delete("/internal/integrations/<name>/stores/<storeId>")
-def delete_integration(name: str, storeId: str) -> Response:
+@_route(
+    "DELETE",
+    "/internal/integrations/<name>/stores/<storeId>",
+    "Remove an integration",
+    204,
+    404,
+    422,
+    tags=["integrations"],
+)
+def delete_integration(name: str, storeId: str):
     service().delete_integration(name, storeId)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+# -- the document -----------------------------------------------------------------------------------------------------
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+
+@app.get("/internal/openapi.json", include_in_schema=False)
+def get_openapi():
+    """The whole API's document (every function's routes), as generated into openapi.json at build time."""
+    return Response(200, "application/json", OPENAPI_FILE.read_text(), headers={"Cache-Control": "no-store"})
+
+
+@app.get("/internal/docs", include_in_schema=False)
+def get_docs():
+    """Swagger UI over that document, with Powertools' bundled assets (nothing fetched from a CDN)."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+
+    assets = Path(swagger_ui.__file__).parent
+    html = swagger_ui.generate_swagger_html(
+        OPENAPI_FILE.read_text().replace("</", "<\\/"),
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return Response(200, "text/html", html, headers={"Cache-Control": "no-store"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handle_admin_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    content_type = next((str(v) for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "")
+    if event.get("body") and content_type and not content_type.lower().startswith("application/json"):
+        # Bodies are JSON only: refused before Powertools would try to read a form or a multipart body.
+        return {
+            "statusCode": 415,
+            "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+            "body": json.dumps({"message": f"request body must be application/json, not {content_type[:100]}"}),
+        }
+    if event.get("isBase64Encoded") and event.get("body"):
+        # API Gateway base64-encodes a body that is not UTF-8 text; JSON is UTF-8, so that body cannot be JSON.
+        try:
+            event = {**event, "body": base64.b64decode(event["body"]).decode("utf-8"), "isBase64Encoded": False}
+        except ValueError:
+            return {
+                "statusCode": 400,
+                "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+                "body": json.dumps({"message": "request body is not valid JSON (not UTF-8 text)"}),
+            }
     return app.resolve(event, context)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -59,8 +60,13 @@ def invalid(field: str, message: str) -> InvalidRequestError:
 
 
 def problems_from_validation(error: ValidationError) -> InvalidRequestError:
+    return problems_from_errors(error.errors())
+
+
+def problems_from_errors(errors: Sequence[Mapping[str, Any]], *, skip: int = 0) -> InvalidRequestError:
+    """Pydantic's error list as our 422: each ``loc`` (less its first ``skip`` parts) as the field, dotted."""
     problems = [
-        FieldProblem(".".join(str(part) for part in e["loc"]) or "body", _plain(e["msg"])) for e in error.errors()
+        FieldProblem(".".join(str(part) for part in e["loc"][skip:]) or "body", _plain(str(e["msg"]))) for e in errors
     ]
     return InvalidRequestError(problems)
 

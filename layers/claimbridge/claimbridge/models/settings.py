@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Optional
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, create_model, field_validator
+
+from claimbridge.models.fields import Email
 
 STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SHOP_DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]{0,60}\.myshopify\.com$"
@@ -184,3 +186,16 @@ def _check_token(token: SecretStr | None) -> SecretStr | None:
         if not 8 <= len(raw) <= 512 or not VISIBLE_ASCII.fullmatch(raw):
             raise ValueError("must be 8 to 512 visible ASCII characters (no spaces, control or non-ASCII characters)")
     return token
+
+
+class WidgetUrlIn(StrictBody):
+    customer_email: Email
+
+
+def partial(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every field optional: a PATCH body's shape (the merged result is validated by ``model``)."""
+    fields: dict[str, Any] = {
+        name: (Optional[info.annotation], None)  # noqa: UP045 - built at run time from a type object
+        for name, info in model.model_fields.items()
+    }
+    return create_model(f"{model.__name__}Patch", __base__=StrictBody, **fields)
