@@ -158,13 +158,20 @@ def test_admin_routes_require_the_api_key(path):
     assert all(r.api_key_required for r in routes)
 
 
-def test_every_admin_route_requires_the_api_key():
-    admin = [r for r in api_routes(TEMPLATE) if r.path.startswith("/internal/")]
+PUBLIC_DOCS = {"/internal/openapi.json", "/internal/docs"}  # the API's document, as public as the repository
+
+
+def test_every_admin_route_requires_the_api_key_but_the_document():
+    admin = [r for r in api_routes(TEMPLATE) if r.path.startswith("/internal/") and r.path not in PUBLIC_DOCS]
 
     assert {"/internal/stores/{storeId}/ledger", "/internal/queues", "/internal/queues/{name}/redrive"} <= {
         r.path for r in admin
     }
     assert all(r.api_key_required for r in admin)
+    docs = [r for r in api_routes(TEMPLATE) if r.path in PUBLIC_DOCS]
+    assert {(r.method, r.function) for r in docs} == {("GET", "AdminFunction")} and not any(
+        r.api_key_required for r in docs
+    )
 
 
 def test_the_sweeper_runs_every_five_minutes_and_the_health_check_every_hour():
