@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -192,6 +193,10 @@ class LocalStack:
                 environment["WIDGET_FRAME_ANCESTORS"] = caller.get("WIDGET_FRAME_ANCESTORS") or (
                     environment["WIDGET_FRAME_ANCESTORS"] + " http://127.0.0.1:* http://localhost:*"
                 )
+            if logical_id == "AdminFunction":
+                # No SigV4 here: the admin API runs with named keys, the printed admin key as the bootstrap key.
+                environment["ADMIN_AUTH"] = "KEYS"
+                environment["ADMIN_BOOTSTRAP_KEY_DIGEST"] = hashlib.sha256(self.admin_api_key.encode()).hexdigest()
             environments[logical_id] = {**environment, **local}
         merged: dict[str, str] = {}
         for environment in environments.values():

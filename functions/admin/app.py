@@ -21,6 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claimbridge.admin import AdminService
+from claimbridge.admin_auth import AdminKeys, Caller, iam_caller, needed_scope
 from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
@@ -67,6 +68,11 @@ def service() -> AdminService:
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
         ),
     )
+
+
+@lru_cache(maxsize=1)
+def admin_keys() -> AdminKeys:
+    return AdminKeys(table_store(), bootstrap_digest=get_settings().admin_bootstrap_key_digest)
 
 
 @lru_cache(maxsize=1)
@@ -137,8 +143,8 @@ ANSWERS = {
     202: "queued",
     204: "deleted",
     400: "the body is missing, not JSON or nested too deeply",
-    401: "missing or wrong x-api-key (locally)",
-    403: "missing or wrong x-api-key (deployed: API Gateway's answer)",
+    401: "missing or wrong x-api-key (ADMIN_AUTH=KEYS), or no SigV4 signature (IAM)",
+    403: "the key's scope or stores do not allow this route (KEYS), or IAM does not (IAM)",
     404: "no such store, integration, claim, ledger row or queue",
     409: "the row's state does not allow the action",
     413: "the body is over API Gateway's 10 MB",
@@ -254,11 +260,9 @@ def post_ledger_action(storeId: str, entryId: str, action: Annotated[LedgerActio
 
 
 def _caller() -> str:
-    """Who acts, for the audit: the IAM principal when the API is IAM-authorized, else the API key's id."""
-    identity = app.current_event.request_context.identity
-    return (
-        identity.user_arn or identity.caller or (f"api-key:{identity.api_key_id}" if identity.api_key_id else "admin")
-    )
+    """Who acts, for the audit: the IAM principal, or key:<name> (see claimbridge.admin_auth)."""
+    caller: Caller = app.context["caller"]
+    return caller.name
 
 
 # -- operations -------------------------------------------------------------------------------------------------------
@@ -342,6 +346,27 @@ def delete_integration(name: str, storeId: str):
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
+# -- admin keys (ADMIN_AUTH=KEYS) -------------------------------------------------------------------------------------
+
+
+@_route("POST", "/internal/admin-keys", "Create a named admin key (its value is shown once)", 201, 409, *BODY)
+def post_admin_key():
+    return _json(201, admin_keys().create(_body(), _caller()))
+
+
+@_route("GET", "/internal/admin-keys", "The named admin keys (names, scopes, stores; never values)", 200)
+def get_admin_keys():
+    return _json(200, {"keys": admin_keys().list()})
+
+
+@_route(
+    "DELETE", "/internal/admin-keys/<name>", "Delete a named admin key (refused from the next request on)", 204, 404
+)
+def delete_admin_key(name: str):
+    admin_keys().delete(name)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
 # -- the document -----------------------------------------------------------------------------------------------------
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -391,4 +416,30 @@ def handle_admin_request(event: dict[str, Any], context: LambdaContext) -> dict[
                 "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
                 "body": json.dumps({"message": "request body is not valid JSON (not UTF-8 text)"}),
             }
+    if event.get("resource") not in PUBLIC:
+        try:
+            caller = _authorize(event)
+        except DomainError as error:
+            logger.info("admin request refused", status=error.status, reason=str(error))
+            return {
+                "statusCode": error.status,
+                "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+                "body": json.dumps(error.body()),
+            }
+        app.append_context(caller=caller)
     return app.resolve(event, context)
+
+
+PUBLIC = {"/internal/openapi.json", "/internal/docs"}
+
+
+def _authorize(event: dict[str, Any]) -> Caller:
+    """The caller, allowed this route and this store, before anything reads the body (claimbridge.admin_auth)."""
+    context = event.get("requestContext") or {}
+    if get_settings().admin_auth == "IAM":
+        return iam_caller(context.get("identity") or {})  # API Gateway checked the signature; IAM scoped the route
+    headers = {k.lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    caller = admin_keys().authenticate(headers.get("x-api-key"))
+    store_id = (event.get("pathParameters") or {}).get("storeId")
+    caller.check(needed_scope(str(event.get("httpMethod", "")).upper(), str(event.get("resource", ""))), store_id)
+    return caller

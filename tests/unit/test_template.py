@@ -150,28 +150,34 @@ def test_the_functions_run_on_arm64_python312_with_the_layer():
     assert RESOURCES["ClaimbridgeLayer"]["Metadata"]["BuildMethod"] == "python3.12"
 
 
-@pytest.mark.parametrize("path", ["/internal/stores/{storeId}", "/internal/integrations/{name}/stores/{storeId}"])
-def test_admin_routes_require_the_api_key(path):
-    routes = [r for r in api_routes(TEMPLATE) if r.path == path]
-
-    assert routes
-    assert all(r.api_key_required for r in routes)
-
-
 PUBLIC_DOCS = {"/internal/openapi.json", "/internal/docs"}  # the API's document, as public as the repository
 
 
-def test_every_admin_route_requires_the_api_key_but_the_document():
-    admin = [r for r in api_routes(TEMPLATE) if r.path.startswith("/internal/") and r.path not in PUBLIC_DOCS]
+def admin_events() -> list[tuple[str, dict[str, Any]]]:
+    events = RESOURCES["AdminFunction"]["Properties"]["Events"]
+    return [(e["Properties"]["Path"], e["Properties"]) for e in events.values() if e["Type"] == "Api"]
 
-    assert {"/internal/stores/{storeId}/ledger", "/internal/queues", "/internal/queues/{name}/redrive"} <= {
-        r.path for r in admin
-    }
-    assert all(r.api_key_required for r in admin)
-    docs = [r for r in api_routes(TEMPLATE) if r.path in PUBLIC_DOCS]
-    assert {(r.method, r.function) for r in docs} == {("GET", "AdminFunction")} and not any(
-        r.api_key_required for r in docs
-    )
+
+def test_admin_routes_are_iam_authorized_by_default_and_named_keys_are_the_option():
+    assert TEMPLATE["Parameters"]["AdminAuth"]["Default"] == "IAM"
+    assert TEMPLATE["Parameters"]["AdminAuth"]["AllowedValues"] == ["IAM", "KEYS"]
+    assert TEMPLATE["Conditions"]["AdminKeys"] == {"Fn::Equals": [{"Ref": "AdminAuth"}, "KEYS"]}
+    # SAM cannot read an Fn::If in Auth; LanguageExtensions resolves it first
+    assert TEMPLATE["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+    guarded = [(path, props) for path, props in admin_events() if path not in PUBLIC_DOCS]
+    assert {"/internal/stores/{storeId}/ledger", "/internal/queues", "/internal/admin-keys"} <= {p for p, _ in guarded}
+    for path, props in guarded:
+        assert props["Auth"] == {"Authorizer": {"Fn::If": ["AdminKeys", "NONE", "AWS_IAM"]}}, path
+    variables = RESOURCES["AdminFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ADMIN_AUTH"] == {"Ref": "AdminAuth"}
+    assert TEMPLATE["Parameters"]["AdminBootstrapKeyDigest"]["NoEcho"] is True
+
+
+def test_only_the_document_is_public_among_admin_routes():
+    public = [(path, props) for path, props in admin_events() if path in PUBLIC_DOCS]
+
+    assert sorted(path for path, _ in public) == sorted(PUBLIC_DOCS)
+    assert all("Auth" not in props and props["Method"] == "GET" for _, props in public)
 
 
 def test_the_sweeper_runs_every_five_minutes_and_the_health_check_every_hour():

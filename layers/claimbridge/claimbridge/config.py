@@ -39,6 +39,8 @@ class Settings:
     order_protection_dlq_url: str | None = _variable("ORDER_PROTECTION_DLQ_URL")
     job_max_receives: str = _variable("JOB_MAX_RECEIVES", "8")
     credit_customer_wait_s: str = _variable("CREDIT_CUSTOMER_WAIT_S", "86400")
+    admin_auth: str = _variable("ADMIN_AUTH", "IAM")
+    admin_bootstrap_key_digest: str = _variable("ADMIN_BOOTSTRAP_KEY_DIGEST", "")
     default_max_credit_amount: str = _variable("DEFAULT_MAX_CREDIT_AMOUNT", "500.00")
     bonus_daily_limit: str = _variable("BONUS_DAILY_LIMIT", "2000.00")
     dashboard_claim_url_template: str = _variable("DASHBOARD_CLAIM_URL_TEMPLATE", DEFAULT_DASHBOARD_CLAIM_URL_TEMPLATE)
@@ -76,6 +78,8 @@ class Settings:
         ):
             if name in values and not values[name].isdigit():
                 problems.append(f"{variable}: must be a whole number")
+        if values.get("admin_auth", "IAM") not in ("IAM", "KEYS"):
+            problems.append("ADMIN_AUTH: must be IAM or KEYS")
         for name, variable in (
             ("default_max_credit_amount", "DEFAULT_MAX_CREDIT_AMOUNT"),
             ("bonus_daily_limit", "BONUS_DAILY_LIMIT"),
