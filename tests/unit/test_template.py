@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from local.template import api_routes, load_template, resources_of
+from local.template import load_template, resources_of
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
