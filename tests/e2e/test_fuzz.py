@@ -22,7 +22,7 @@ from tests.e2e.conftest import RunningStack, start_stack, stop_stack
 
 FUZZ_STORE = "fuzz-store"
 FUZZ_SECRET = "whsec_fuzz_0123456789abcdef"
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 30
 
 schema = schemathesis.openapi.from_path(DOCUMENT)
 

@@ -10,10 +10,16 @@ def load(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
+def with_key(event: dict, key: str) -> dict:
+    """A sample as it would come with this stack's admin key (the samples carry a placeholder, `local-admin-key`)."""
+    assert event["headers"]["x-api-key"] == "local-admin-key"
+    return {**event, "headers": {**event["headers"], "x-api-key": key}, "multiValueHeaders": {}}
+
+
 def test_the_admin_sample_events_run_in_order_against_the_admin_function(stack, sandbox):
     admin = stack.functions["AdminFunction"]
     statuses = [
-        admin.invoke(load(name))["statusCode"]
+        admin.invoke(with_key(load(name), stack.admin_api_key))["statusCode"]
         for name in (
             "admin_put_store.json",
             "admin_get_store.json",

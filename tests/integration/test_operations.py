@@ -363,7 +363,7 @@ def test_retry_by_an_operator_is_audited_and_goes_through_the_guardrails_again(h
 
     assert answer.status == 200
     (audit,) = answer.json()["audit"]
-    assert audit["who"] == "admin" and audit["action"] == "retry" and audit["why"].startswith("customer")
+    assert audit["who"] == "key:bootstrap" and audit["action"] == "retry" and audit["why"].startswith("customer")
     assert (audit["before"], audit["after"]) == ("HELD", "QUEUED") and audit["at"]
     assert row_of(held)["state"] == "HELD"  # still over the cap: the guardrail holds it again, nothing paid
     assert sandbox["rise"].calls() == []
