@@ -57,15 +57,23 @@ def test_a_support_agents_key_reads_and_signs_widget_urls_for_its_store_and_issu
     assert flow.messages("CreditQueue") == 0
 
 
-def test_a_no_money_key_saves_settings_but_queues_no_credit(flow):
+def test_a_no_money_key_saves_integration_settings_but_nothing_that_moves_money(flow):
     key = make_key(flow, f"ops-{flow.store_id}", "no_money", [flow.store_id])
     bonus = {"customer": {"email": "ann@example.com"}, "order_number": "1", "amount": "5.00", "reason": "r"}
+    store = f"/internal/stores/{flow.store_id}"
 
-    renamed = call(flow, key, "PATCH", f"/internal/stores/{flow.store_id}", {"name": "Renamed"})
+    token = call(
+        flow, key, "PUT", f"/internal/integrations/rise/stores/{flow.store_id}", {"credit_api_token": "t" * 20}
+    )
     money = call(flow, key, "POST", f"/internal/integrations/rise/stores/{flow.store_id}/bonus-credits", bonus)
+    # a webhook secret of its own would let it forge approvals that pay credits; a cap would release held ones
+    secret = call(flow, key, "PATCH", store, {"webhook_secrets": ["whsec_attacker_0123456789"]})
+    cap = call(flow, key, "PATCH", store, {"max_credit_amount": "9999.00"})
+    keys = call(flow, key, "GET", "/internal/admin-keys")
 
-    assert (renamed, money) == (200, 403)
+    assert (token, money, secret, cap, keys) == (201, 403, 403, 403, 403)
     assert flow.messages("CreditQueue") == 0
+    assert flow.webhook("message.created", {"claim_id": "c", "message": "m"}, event_id="still").status == 202
 
 
 def test_keys_are_stored_as_digests_listed_without_values_and_refused_at_once_when_deleted(flow):
@@ -145,7 +153,9 @@ def test_scopes_nest_and_routes_need_what_they_touch():
 
     assert needed_scope("GET", "/internal/queues") == "read"
     assert needed_scope("POST", "/internal/stores/{storeId}/widget-url") == "read"
-    assert needed_scope("PUT", "/internal/stores/{storeId}") == "no_money"
+    assert needed_scope("PUT", "/internal/stores/{storeId}") == "full"
+    assert needed_scope("PATCH", "/internal/integrations/{name}/stores/{storeId}") == "no_money"
+    assert needed_scope("GET", "/internal/admin-keys") == "full"
     assert needed_scope("POST", "/internal/stores/{storeId}/ledger/{entryId}/actions") == "full"
     assert needed_scope("POST", "/internal/queues/{name}/redrive") == "full"
     assert needed_scope("DELETE", "/internal/admin-keys/{name}") == "full"

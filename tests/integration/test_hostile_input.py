@@ -302,3 +302,68 @@ def test_an_issued_cards_code_is_sealed_in_the_table_and_only_masked_in_views(mo
     assert opened == {"code": code}
     assert view.json()["card_code"] == row["card_code_masked"] == f"****{code[-4:]}"
     assert code not in view.body.decode()
+
+
+def test_a_row_written_before_codes_were_sealed_shows_its_code_masked_only(money):
+    from claimbridge.runtime import table_store
+
+    pk, sk = f"STORE#{money.store_id}#BONUS#legacy", "LEDGER#bonus#old"
+    table_store().put(
+        {
+            "PK": pk,
+            "SK": sk,
+            "ledger_id": "bonus:legacy:bonus:old",
+            "state": "ISSUED",
+            "store_id": money.store_id,
+            "card_code": "LEGACY-CODE-9Z8Y",
+            "amount": 5,
+            "currency": "USD",
+        }
+    )
+
+    view = money.stack.admin("GET", f"/internal/stores/{money.store_id}/ledger/bonus:legacy:bonus:old")
+
+    assert view.status == 200 and view.json()["card_code"] == "****9Z8Y"
+    assert b"LEGACY-CODE" not in view.body
+
+
+def test_a_card_is_settled_issued_even_when_its_code_cannot_be_sealed(money, sandbox, monkeypatch):
+    from claimbridge.crypto import SecretBox
+    from claimbridge.runtime import table_store
+
+    body = {"customer": {"email": "bea@example.com"}, "order_number": "78", "amount": "5.00", "reason": "kms"}
+    money.stack.admin("POST", f"/internal/integrations/rise/stores/{money.store_id}/bonus-credits", body)
+    real_seal = SecretBox.seal
+
+    def seal(self, plaintext, *, store_id, purpose):
+        if purpose.startswith("card_code:"):
+            raise RuntimeError("KMS throttled")
+        return real_seal(self, plaintext, store_id=store_id, purpose=purpose)
+
+    monkeypatch.setattr(SecretBox, "seal", seal)
+    money.work("CreditWorkerFunction")
+    row = table_store().get(f"STORE#{money.store_id}#BONUS#78", "LEDGER#bonus#kms")
+
+    assert row is not None and row["state"] == "ISSUED" and row.get("card_code_sealed") is None
+    code = sandbox["rise"].state()["cards"][row["card_id"]]["code"]
+    assert row["card_code_masked"] == f"****{code[-4:]}" and code not in str(row)
+    assert len(sandbox["rise"].calls("/v2/gift-cards/issue")) == 1
+
+
+def test_a_reservation_released_after_midnight_gives_back_its_own_days_room(flow):
+    from decimal import Decimal
+
+    from claimbridge.limits import BonusBudget, MoneyLimits
+    from claimbridge.runtime import table_store
+
+    now = [1_795_046_399.0]  # 23:59:59 UTC
+    budget = BonusBudget(table_store(), MoneyLimits(bonus_daily=Decimal("100")), clock=lambda: now[0])
+    key = budget.reserve(flow.store_id, Decimal("60"))
+    now[0] += 2  # the next UTC day
+    assert isinstance(key, tuple)
+
+    budget.release(key, Decimal("60"))
+
+    assert budget.used_today(flow.store_id) == 0  # the new day was never touched (no negative room carried over)
+    assert table_store().get(*key)["day_total"] == 0
+    assert budget.reserve(flow.store_id, Decimal("100.01")) is False and budget.reserve(flow.store_id, Decimal("100"))

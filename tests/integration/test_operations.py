@@ -16,7 +16,7 @@ from claimbridge.models.credits import CreditJob
 from claimbridge.runtime import table_store
 from claimbridge.store import claim_pk
 from claimbridge.sweeper import Sweeper
-from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created
+from tests.integration.conftest import RISE_TOKEN, WEBHOOK_SECRET, claim_approved, claim_created
 from tests.integration.test_credits import SLOT, drain, issues, row_of, service, store_credit
 
 
@@ -249,6 +249,23 @@ def test_raising_the_cap_re_drives_what_the_old_cap_held_and_only_that(money, sa
     assert row_of(money, "c-1")["state"] == "ISSUED"
     still = row_of(money, "c-2")
     assert still["state"] == "HELD" and still["hold_code"] == "cap"
+
+
+def test_a_put_that_leaves_the_cap_out_releases_nothing_the_old_cap_held(money, sandbox):
+    money.webhook("claim.created", claim_created("c-3"), event_id="c")
+    money.webhook("claim.approved", claim_approved("c-3", store_credit("600.00")), event_id="a")
+    money.work()
+    drain(money)
+
+    # PUT replaces the profile, so the store's own cap is gone (the 500.00 default applies now), but nobody asked
+    # for held money to move: it stays held for a person
+    body = {"name": "Flow store", "shop_domain": f"{money.store_id}.myshopify.com", "webhook_secrets": [WEBHOOK_SECRET]}
+    replaced = money.stack.admin("PUT", f"/internal/stores/{money.store_id}", body)
+    drain(money)
+
+    assert replaced.status == 200
+    held = row_of(money, "c-3")
+    assert held["state"] == "HELD" and held["hold_code"] == "cap" and issues(sandbox) == []
 
 
 def test_a_customer_who_arrives_after_the_deadline_re_drives_the_held_credit(money, sandbox):

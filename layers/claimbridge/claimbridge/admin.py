@@ -36,9 +36,9 @@ from claimbridge.models.settings import (
 )
 from claimbridge.money import MoneyError, parse_amount, wire_text
 from claimbridge.observability import logger
-from claimbridge.store import Store, now_iso
+from claimbridge.store import ConditionFailedError, Store, now_iso
 from claimbridge.sweeper import REPAIRS, Sweeper
-from claimbridge.widget import MAX_SKEW_S, signed_query, widget_url
+from claimbridge.widget import MAX_SKEW_S, card_code_masked, signed_query, widget_url
 
 STORE_SECRETS_PURPOSE = "store"
 OPERATOR_STATES = ("HELD", "UNKNOWN", "FAILED")
@@ -151,7 +151,9 @@ class AdminService:
             attributes["webhook_secret_digests"] = existing["webhook_secret_digests"]
             attributes["webhook_secrets_masked"] = existing["webhook_secrets_masked"]
         self._store.put_store_profile(store_id, attributes)
-        if existing is not None:  # a raised (or removed) cap re-drives what the old one held
+        if existing is not None and isinstance(body, dict) and "max_credit_amount" in body:
+            # A cap the caller set (raised or removed) re-drives what the old one held; one a PUT merely left out
+            # does not: held money is released only by asking for it.
             cap, _ = self._limits.cap_for({"max_credit_amount": profile.max_credit_amount})
             self._sweeper.repaired(store_id, "cap", cap=cap)
         logger.info("store profile saved", store_id=store_id, is_new=existing is None)
@@ -294,8 +296,8 @@ class AdminService:
             raise invalid("amount", f"{amount} is over {whose} of {cap:.2f}; nothing was queued")
         pk, sk = f"STORE#{store_id}#BONUS#{bonus.order_number}", f"LEDGER#bonus#{reason_slug(bonus.reason)}"
         # A repeat of a bonus already asked for takes no more of today's room; a new one reserves its amount first.
-        reserved = self._ledger.get(pk, sk) is None
-        if reserved and not self._budget.reserve(store_id, amount):
+        reserved = None if self._ledger.get(pk, sk) is not None else self._budget.reserve(store_id, amount)
+        if reserved is False:
             used = self._budget.used_today(store_id)
             raise invalid(
                 "amount",
@@ -317,8 +319,8 @@ class AdminService:
             reason=bonus.reason,
         )
         row, created = self._ledger.create(asked)
-        if reserved and not created:  # another request created it first: its reservation stands, not ours
-            self._budget.release(store_id, amount)
+        if isinstance(reserved, tuple) and not created:  # another request created it first: its reservation stands
+            self._budget.release(reserved, amount)
         if not created and Decimal(str(row["amount"])) != amount:
             raise invalid(
                 "amount",
@@ -333,14 +335,20 @@ class AdminService:
             self._enqueue_credit(CreditJob(store_id=store_id, pk=pk, sk=sk))
         except Exception as error:  # the row must not block the caller's retry
             if created:
-                self._store.delete(
-                    pk,
-                    sk,
-                    condition="#state = :queued AND version = :one",
-                    names={"#state": "state"},
-                    values={":queued": "QUEUED", ":one": 1},
-                )
-                self._budget.release(store_id, amount)
+                try:
+                    self._store.delete(
+                        pk,
+                        sk,
+                        condition="#state = :queued AND version = :one",
+                        names={"#state": "state"},
+                        values={":queued": "QUEUED", ":one": 1},
+                    )
+                except ConditionFailedError:
+                    # The send failed as seen from here, yet a worker already took the row: it was queued.
+                    logger.info("bonus credit queued despite a send error", store_id=store_id, ledger=row["ledger_id"])
+                    return public_ledger_row(row), True
+                if isinstance(reserved, tuple):
+                    self._budget.release(reserved, amount)
             raise UnavailableError("could not queue the credit; nothing was queued, retry") from error
         logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"], is_new=created)
         return public_ledger_row(row), created
@@ -498,10 +506,14 @@ def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[
 
 def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as the API shows it: the card's code masked, never whole; money in its currency's digits."""
-    hidden = ("PK", "SK", "GSI1PK", "GSI1SK", "card_code_sealed", "card_code_masked", "lease_until", "late_answer")
+    hidden = (
+        *("PK", "SK", "GSI1PK", "GSI1SK", "lease_until", "late_answer"),
+        *("card_code", "card_code_sealed", "card_code_masked"),
+    )
     row = {k: v for k, v in item.items() if k not in hidden}
-    if item.get("card_code_masked"):
-        row["card_code"] = item["card_code_masked"]
+    masked = card_code_masked(item)
+    if masked:
+        row["card_code"] = masked
     with contextlib.suppress(KeyError, ArithmeticError):
         row["amount"] = wire_text(Decimal(str(item["amount"])), str(item["currency"]))
     return row

@@ -5,8 +5,8 @@ Two modes (template parameter ``AdminAuth``, the admin function's ``ADMIN_AUTH``
 - ``IAM`` (deployed default): API Gateway checks the SigV4 signature; the caller is the IAM principal, recorded on every
   audited action. What a principal may call is IAM's to say (``execute-api:Invoke`` on route ARNs).
 - ``KEYS``: named admin keys in ``x-api-key``, kept only as SHA-256 digests in the table, each limited to some stores
-  (or all) and to a scope: ``read`` (every GET, and signing widget URLs), ``no_money`` (also saving store and
-  integration settings), ``full`` (also bonus credits, ledger actions, queue redrives and admin keys). A bootstrap
+  (or all) and to a scope: ``read`` (every GET, and signing widget URLs), ``no_money`` (also saving integration
+  settings), ``full`` (also store profiles, bonus credits, ledger actions, queue redrives and admin keys). A bootstrap
   key's digest (``ADMIN_BOOTSTRAP_KEY_DIGEST``) is a full key for every store: it creates the named ones. Locally
   ``make run`` runs in this mode with its printed admin key as the bootstrap key.
 """
@@ -59,10 +59,13 @@ class Caller:
 
 
 def needed_scope(method: str, resource: str) -> Scope:
-    """The scope a route needs, from API Gateway's method and resource path."""
+    """The scope a route needs, from API Gateway's method and resource path. Changing a store's profile needs
+    ``full``: its webhook secrets admit approvals (which pay credits) and its cap releases held ones."""
+    if resource.startswith("/internal/admin-keys"):
+        return "full"  # listing them too: names, scopes and stores are a map of who can do what
     if method == "GET" or resource.endswith("/widget-url"):
         return "read"
-    if resource.endswith(("/bonus-credits", "/actions", "/redrive")) or resource.startswith("/internal/admin-keys"):
+    if resource.endswith(("/bonus-credits", "/actions", "/redrive")) or resource == "/internal/stores/{storeId}":
         return "full"
     return "no_money"
 

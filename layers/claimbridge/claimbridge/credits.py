@@ -227,11 +227,7 @@ class CreditService:
             "card_id": applied.card_id,
             # The code is bearer money: sealed like a partner secret (the card's store and ledger row in its KMS
             # context); the table and every view show only its masked form.
-            "card_code_sealed": self._box.seal(
-                {"code": applied.code}, store_id=row["store_id"], purpose=f"card_code:{row['ledger_id']}"
-            )
-            if applied.code
-            else None,
+            "card_code_sealed": self._sealed_code(row, applied.code),
             "card_code_masked": mask_secret(applied.code) if applied.code else None,
             "card_balance": applied.balance,
             "card_initial_value": None if top_up else row["amount"],
@@ -248,6 +244,17 @@ class CreditService:
         logger.info("credit issued", ledger=row["ledger_id"], operation=row.get("operation"), outcome=outcome.value)
         self._report(settled)
         return settled
+
+    def _sealed_code(self, row: dict[str, Any], code: str | None) -> str | None:
+        """The code sealed; None, logged, if KMS fails now: the card exists, so the row is settled all the same (the
+        customer has the code by email, and the row keeps its masked form)."""
+        if not code:
+            return None
+        try:
+            return self._box.seal({"code": code}, store_id=row["store_id"], purpose=f"card_code:{row['ledger_id']}")
+        except Exception as error:  # noqa: BLE001 - never lose an issued card's settlement to a sealing failure
+            logger.error("card code not sealed; kept masked only", ledger=row["ledger_id"], error=type(error).__name__)
+            return None
 
     def _late_answer(self, row: dict[str, Any], fields: dict[str, Any], calls: list[dict[str, Any]]) -> dict[str, Any]:
         """Our lease ran out mid-call and another worker moved the row; our answer is evidence that names it."""

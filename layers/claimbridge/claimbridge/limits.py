@@ -57,8 +57,10 @@ class BonusBudget:
         day = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
         return store_pk(store_id), f"BONUSDAY#{day}"
 
-    def reserve(self, store_id: str, amount: Decimal) -> bool:
-        """Add ``amount`` to today's total if it stays within the limit; False (nothing added) if it would not."""
+    def reserve(self, store_id: str, amount: Decimal) -> tuple[str, str] | bool:
+        """Add ``amount`` to today's total if it stays within the limit: the counter's key (to release exactly that
+        day's reservation, even after midnight), True when there is no limit, False (nothing added) when it would
+        pass it."""
         limit = self._limits.bonus_daily
         if limit is None:
             return True
@@ -76,13 +78,10 @@ class BonusBudget:
             )
         except ConditionFailedError:
             return False
-        return True
+        return pk, sk
 
-    def release(self, store_id: str, amount: Decimal) -> None:
-        if self._limits.bonus_daily is None:
-            return
-        pk, sk = self._key(store_id)
-        self._store.update(pk, sk, expression="ADD day_total :minus", values={":minus": -amount})
+    def release(self, key: tuple[str, str], amount: Decimal) -> None:
+        self._store.update(*key, expression="ADD day_total :minus", values={":minus": -amount})
 
     def used_today(self, store_id: str) -> Decimal:
         item = self._store.get(*self._key(store_id))

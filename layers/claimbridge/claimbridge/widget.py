@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 from claimbridge.bounds import is_email
 from claimbridge.clients.http import IntegrationError
 from claimbridge.clients.rivo import RivoClient
-from claimbridge.crypto import customer_key, sign_widget
+from claimbridge.crypto import customer_key, mask_secret, sign_widget
 from claimbridge.directory import StoreDirectory
 from claimbridge.models.webhooks import CLAIM_TYPES
 from claimbridge.observability import logger
@@ -213,7 +213,7 @@ def _credit(item: dict[str, Any]) -> dict[str, Any]:
         "state": item.get("state"),
         "amount": _money(item.get("amount")),
         "currency": item.get("currency"),
-        "code": item.get("card_code_masked"),
+        "code": card_code_masked(item),
         "reason": item.get("state_reason") or None,
     }
 
@@ -294,3 +294,10 @@ def render_html(view: WidgetView) -> str:
             )
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def card_code_masked(item: dict[str, Any]) -> str | None:
+    """The masked code, also for a row written before codes were sealed (its plain code is never shown)."""
+    if item.get("card_code_masked"):
+        return str(item["card_code_masked"])
+    return mask_secret(str(item["card_code"])) if item.get("card_code") else None
