@@ -1,4 +1,4 @@
-"""Widget: warm latency against the same one query done bare with boto3; DynamoDB reads per request."""
+"""Widget: warm latency against its two reads done bare with boto3 (the store, the customer); reads per request."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ READS = ("GetItem", "Query", "BatchGetItem", "Scan")
 
 
 def run() -> None:
-    with quiet_stack(run_pollers=True) as stack:
+    # Inline: the handler's own cost and reads (counted on this process's client), not the IPC to a worker.
+    with quiet_stack(run_pollers=True, inline=True) as stack:
         store_id = "bench-widget"
         make_store(stack, store_id)
         stack.admin("PATCH", f"/internal/stores/{store_id}", {"widget_secret": "wgt_bench_0123456789ab"})
@@ -75,6 +76,13 @@ def run() -> None:
         assert first["statusCode"] == 200 and "Claim #w" in first["body"], first
 
         def floor_once() -> None:
+            # the widget's minimum: the store's partition (its secret as it is now, and Rivo), then the customer's
+            dynamodb.query(
+                TableName=table,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues=to_attributes({":pk": f"STORE#{store_id}"}),
+                ConsistentRead=True,
+            )
             dynamodb.query(
                 TableName=table,
                 IndexName="GSI1",
@@ -102,6 +110,7 @@ def run() -> None:
         for _ in range(50):
             widget.invoke(event())
         print(
-            f"  DynamoDB reads per widget request (warm): {sum(reads.values()) / 50:.2f} {dict(reads)} (goal 1)",
+            f"  DynamoDB reads per widget request (warm): {sum(reads.values()) / 50:.2f} {dict(reads)}"
+            " (goal 2: the store, the customer)",
             flush=True,
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claimbridge.crypto import SecretBox
-from claimbridge.store import Store
+from claimbridge.store import Store, store_pk
 
 OPENED_CACHE_SIZE = 256
 
@@ -57,13 +57,25 @@ class StoreDirectory:
         return opened
 
     def store(self, store_id: str) -> StoreInfo | None:
-        profile = self._store.get_store_profile(store_id)
+        return self._info(store_id, self._store.get_store_profile(store_id))
+
+    def store_with(self, store_id: str, name: str) -> tuple[StoreInfo | None, Integration | None]:
+        """The store and one of its integrations in one read (a query of the store's partition)."""
+        items = {item["SK"]: item for item in self._store.query_partition(store_pk(store_id))}
+        return (
+            self._info(store_id, items.get("PROFILE")),
+            self._integration(store_id, name, items.get(f"INTEGRATION#{name}")),
+        )
+
+    def integration(self, store_id: str, name: str) -> Integration | None:
+        return self._integration(store_id, name, self._store.get_integration(store_id, name))
+
+    def _info(self, store_id: str, profile: dict[str, Any] | None) -> StoreInfo | None:
         if profile is None:
             return None
         return StoreInfo(store_id, profile, self._open(profile["secrets"], store_id=store_id, purpose="store"))
 
-    def integration(self, store_id: str, name: str) -> Integration | None:
-        item = self._store.get_integration(store_id, name)
+    def _integration(self, store_id: str, name: str, item: dict[str, Any] | None) -> Integration | None:
         if item is None:
             return None
         return Integration(

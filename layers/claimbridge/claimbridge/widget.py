@@ -22,7 +22,7 @@ from claimbridge.bounds import is_email
 from claimbridge.clients.http import IntegrationError
 from claimbridge.clients.rivo import RivoClient
 from claimbridge.crypto import customer_key, mask_secret, sign_widget
-from claimbridge.directory import StoreDirectory
+from claimbridge.directory import Integration, StoreDirectory
 from claimbridge.models.webhooks import CLAIM_TYPES
 from claimbridge.observability import logger
 from claimbridge.store import Store, customer_pk
@@ -101,7 +101,7 @@ class WidgetService:
         # Every parameter is parsed and bounded before any look-up; an unknown store, one without a widget secret
         # and a wrong signature then get the same answer, so store ids cannot be probed.
         email, signature = self._check_shape(store_id, query, header_signature)
-        info = self._directory.store(store_id)
+        info, rivo = self._directory.store_with(store_id, "rivo")  # one read: the secret as it is now, and Rivo
         secret = (info.secrets.get("widget_secret") if info else None) or ""
         signed = {k: v for k, v in query.items() if k != "signature"} | {"store_id": store_id}
         expected = sign_widget(secret or UNKNOWN_STORE_KEY, signed)  # the same work whether the store exists or not
@@ -115,11 +115,11 @@ class WidgetService:
                 credit_rows.setdefault(item["claim_id"], []).append(_credit(item))
         orders = [_order(i) for i in items if i["GSI1SK"].startswith("ORDER#")]
         claims = [self._claim(i, credit_rows.get(i["claim_id"], [])) for i in items if i["GSI1SK"].startswith("CLAIM#")]
-        return WidgetView(info.profile.get("name", store_id), email, orders, claims, self._loyalty_of(store_id, email))
+        loyalty = self._loyalty_of(store_id, email, rivo)
+        return WidgetView(info.profile.get("name", store_id), email, orders, claims, loyalty)
 
-    def _loyalty_of(self, store_id: str, email: str) -> dict[str, Any] | None:
+    def _loyalty_of(self, store_id: str, email: str, integration: Integration | None) -> dict[str, Any] | None:
         """Points, credits and VIP tier from Rivo: short timeout, cached; a slow or failing Rivo becomes a note."""
-        integration = self._directory.integration(store_id, "rivo")
         if integration is None or not integration.valid or self._rivo is None:
             return None
         now = time.monotonic()
