@@ -18,12 +18,13 @@ WEBHOOK_SECRET = "whsec_bench_0123456789abcdef"
 
 
 @contextlib.contextmanager
-def quiet_stack(**options: Any) -> Iterator[LocalStack]:
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+def quiet_stack(log_level: str = "WARNING", **options: Any) -> Iterator[LocalStack]:
+    """The stack, its functions' logs at ``log_level`` (worker processes take it from the environment at start)."""
+    os.environ["POWERTOOLS_LOG_LEVEL"] = log_level
     logging.getLogger().setLevel(logging.WARNING)
     stack = LocalStack(port=0, log_dir=Path(tempfile.mkdtemp(prefix="bench-")), run_schedules=False, **options)
     stack.start()
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    os.environ["POWERTOOLS_LOG_LEVEL"] = log_level
     try:
         yield stack
     finally:

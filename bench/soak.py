@@ -266,10 +266,11 @@ def tally(stack: LocalStack, claims: list[dict[str, Any]]) -> tuple[str, bool]:
 
 def main() -> None:
     rng = random.Random(SEED)
-    with quiet_stack(run_pollers=True) as stack:
+    # The functions' own log lines (their worker processes', and this process's) would bury the one line it prints.
+    with quiet_stack(log_level="CRITICAL", run_pollers=True) as stack:
         from claimbridge.observability import logger
 
-        logger.setLevel("CRITICAL")  # the functions' own log lines would bury the one line this prints
+        logger.setLevel("CRITICAL")
         claims = setup(stack, rng)
         for partner, faults in FAULTS.items():
             _call(stack.sandbox.urls[partner] + "/__sandbox/faults", "PUT", faults)
