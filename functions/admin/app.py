@@ -146,7 +146,7 @@ ANSWERS = {
     401: "missing or wrong x-api-key (ADMIN_AUTH=KEYS), or no SigV4 signature (IAM)",
     403: "the key's scope or stores do not allow this route (KEYS), or IAM does not (IAM)",
     404: "no such store, integration, claim, ledger row or queue",
-    409: "the row's state does not allow the action",
+    409: "the row's state does not allow the action, or what is saved changed meanwhile (read it again)",
     413: "the body is over API Gateway's 10 MB",
     415: "the body is not application/json",
     422: "a field or path id is invalid: `errors` names each",
@@ -174,13 +174,13 @@ def _route(method: str, path: str, summary: str, *statuses: int, tags: list[str]
 # -- stores -----------------------------------------------------------------------------------------------------------
 
 
-@_route("PUT", "/internal/stores/<storeId>", "Create or replace a store's profile", 200, 201, *BODY)
+@_route("PUT", "/internal/stores/<storeId>", "Create or replace a store's profile", 200, 201, 409, *BODY)
 def put_store(storeId: str, profile: Annotated[StoreProfileIn, Body()]):
     saved, created = service().put_store(storeId, _body())
     return _json(201 if created else 200, saved)
 
 
-@_route("PATCH", "/internal/stores/<storeId>", "Change some fields of a store's profile", 200, 404, *BODY)
+@_route("PATCH", "/internal/stores/<storeId>", "Change some fields of a store's profile", 200, 404, 409, *BODY)
 def patch_store(storeId: str, profile: Annotated[partial(StoreProfileIn), Body()]):  # type: ignore[valid-type]
     saved, _ = service().put_store(storeId, _body(), partial=True)
     return _json(200, saved)
@@ -305,8 +305,9 @@ def _integration_routes(name: str, model: type[Any]) -> None:
     patch.__annotations__ = {"storeId": str, "settings": Annotated[partial(model), Body()]}
     put.__name__, patch.__name__ = f"put_{name}", f"patch_{name}"
     path = f"/internal/integrations/{name}/stores/<storeId>"
-    _route("PUT", path, f"Replace the store's {name} settings", 200, 201, 404, 503, *BODY, tags=["integrations"])(put)
-    _route("PATCH", path, f"Change some {name} settings", 200, 404, 503, *BODY, tags=["integrations"])(patch)
+    tags = ["integrations"]
+    _route("PUT", path, f"Replace the store's {name} settings", 200, 201, 404, 409, 503, *BODY, tags=tags)(put)
+    _route("PATCH", path, f"Change some {name} settings", 200, 404, 409, 503, *BODY, tags=tags)(patch)
 
 
 for _name, _model in INTEGRATIONS.items():

@@ -367,3 +367,41 @@ def test_a_reservation_released_after_midnight_gives_back_its_own_days_room(flow
     assert budget.used_today(flow.store_id) == 0  # the new day was never touched (no negative room carried over)
     assert table_store().get(*key)["day_total"] == 0
     assert budget.reserve(flow.store_id, Decimal("100.01")) is False and budget.reserve(flow.store_id, Decimal("100"))
+
+
+def test_a_save_from_a_stale_read_is_refused_and_loses_nothing(flow):
+    from claimbridge.runtime import table_store
+    from claimbridge.store import ConditionFailedError
+
+    store = table_store()
+    stale = store.get_store_profile(flow.store_id)
+    renamed = flow.stack.admin("PATCH", f"/internal/stores/{flow.store_id}", {"name": "First save"})
+    assert stale is not None and renamed.status == 200
+
+    with pytest.raises(ConditionFailedError):  # a second save that read before the first one wrote
+        store.put_store_profile(flow.store_id, {**stale, "name": "Second save"}, was=stale)
+
+    assert flow.stack.admin("GET", f"/internal/stores/{flow.store_id}").json()["name"] == "First save"
+
+
+def test_a_patch_racing_a_delete_does_not_bring_the_integration_back(flow, monkeypatch):
+    from claimbridge.store import Store
+
+    flow.configure_richpanel()
+    path = f"/internal/integrations/richpanel/stores/{flow.store_id}"
+    before = Store.get_integration
+    seen: list[Any] = []
+
+    def read_then_deleted(self, store_id, name):
+        item = before(self, store_id, name)
+        if not seen:  # the PATCH has read it; the DELETE lands before the PATCH writes
+            seen.append(item)
+            assert flow.stack.admin("DELETE", path).status == 204
+        return item
+
+    monkeypatch.setattr(Store, "get_integration", read_then_deleted)
+    patched = flow.stack.admin("PATCH", path, {"default_channel": "message"})
+    monkeypatch.setattr(Store, "get_integration", before)
+
+    assert patched.status == 409 and "read it again" in patched.json()["message"]
+    assert flow.stack.admin("GET", path).status == 404

@@ -150,7 +150,12 @@ class AdminService:
             assert existing is not None
             attributes["webhook_secret_digests"] = existing["webhook_secret_digests"]
             attributes["webhook_secrets_masked"] = existing["webhook_secrets_masked"]
-        self._store.put_store_profile(store_id, attributes)
+        try:
+            self._store.put_store_profile(store_id, attributes, was=existing)
+        except ConditionFailedError:
+            raise ConflictError(
+                f"store {store_id} changed while this was saved: read it again; nothing was saved"
+            ) from None
         if existing is not None and isinstance(body, dict) and "max_credit_amount" in body:
             # A cap the caller set (raised or removed) re-drives what the old one held; one a PUT merely left out
             # does not: held money is released only by asking for it.
@@ -213,7 +218,12 @@ class AdminService:
             "created_at": existing["created_at"] if existing else now_iso(),
             "updated_at": now_iso(),
         }
-        self._store.put_integration(store_id, name, attributes)
+        try:
+            self._store.put_integration(store_id, name, attributes, was=existing)
+        except ConditionFailedError:
+            raise ConflictError(
+                f"{name} for store {store_id} changed while this was saved: read it again; nothing was saved"
+            ) from None
         self.redrive_repaired(store_id, name)
         logger.info("integration saved", store_id=store_id, integration=name, is_new=existing is None)
         return _public_integration(name, store_id, attributes), existing is None

@@ -213,21 +213,41 @@ class Store:
     def get_store_profile(self, store_id: str) -> dict[str, Any] | None:
         return self.get(store_pk(store_id), "PROFILE")
 
-    def put_store_profile(self, store_id: str, attributes: Mapping[str, Any]) -> None:
-        self.put({"PK": store_pk(store_id), "SK": "PROFILE", "store_id": store_id, **attributes})
+    def put_versioned(self, item: Mapping[str, Any], was: Mapping[str, Any] | None) -> None:
+        """Write ``item`` as the next version of ``was`` (None: it must not exist yet). ConditionFailedError if the
+        item changed, appeared or went since ``was`` was read: two saves at once never lose one silently."""
+        if was is None:
+            condition = "attribute_not_exists(PK)"
+        elif "version" in was:
+            condition = "version = :was"
+        else:  # written before items had versions
+            condition = "attribute_exists(PK) AND attribute_not_exists(version)"
+        self.put(
+            {**item, "version": int((was or {}).get("version", 0)) + 1},
+            condition=condition,
+            values={":was": was["version"]} if was is not None and "version" in was else None,
+        )
+
+    def put_store_profile(
+        self, store_id: str, attributes: Mapping[str, Any], *, was: Mapping[str, Any] | None = None
+    ) -> None:
+        self.put_versioned({"PK": store_pk(store_id), "SK": "PROFILE", "store_id": store_id, **attributes}, was)
 
     def get_integration(self, store_id: str, name: str) -> dict[str, Any] | None:
         return self.get(store_pk(store_id), f"INTEGRATION#{name}")
 
-    def put_integration(self, store_id: str, name: str, attributes: Mapping[str, Any]) -> None:
-        self.put(
+    def put_integration(
+        self, store_id: str, name: str, attributes: Mapping[str, Any], *, was: Mapping[str, Any] | None = None
+    ) -> None:
+        self.put_versioned(
             {
                 "PK": store_pk(store_id),
                 "SK": f"INTEGRATION#{name}",
                 "store_id": store_id,
                 "integration": name,
                 **attributes,
-            }
+            },
+            was,
         )
 
     def delete_integration(self, store_id: str, name: str) -> bool:
