@@ -284,6 +284,10 @@ class LocalStack:
             ),
             (f"/internal/integrations/rivo/stores/{store_id}", {"api_key": "rivo_demo_" + secrets.token_hex(8)}),
             (
+                f"/internal/integrations/postco/stores/{store_id}",
+                {"api_key": "sk_demo_" + secrets.token_hex(8), "bonus": {"type": "percent", "value": "10"}},
+            ),
+            (
                 f"/internal/integrations/order_protection/stores/{store_id}",
                 {"api_token": "op_demo_" + secrets.token_hex(8)},
             ),

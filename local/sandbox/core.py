@@ -99,6 +99,10 @@ class Partner:
         """A refusal when the request's credential is wrong, else None."""
         return None
 
+    def rate_limited_body(self) -> Any:
+        """The body of a rate-limited answer, as the partner words it."""
+        return {"error": "rate limit exceeded"}
+
     def route(self, method: str, pattern: str, handler: Callable[..., Reply]) -> None:
         self.routes.append((method, re.compile("^" + pattern + "$"), handler))
 
@@ -147,7 +151,7 @@ class Partner:
                 if wait is not None:
                     reply = Reply(
                         int(faults.get("rate_limit_status", self.rate_limit_status)),
-                        {"error": "rate limit exceeded"},
+                        self.rate_limited_body(),
                         {"Retry-After": str(max(1, int(wait + 0.999)))},
                     )
         if reply is None:

@@ -301,3 +301,90 @@ class Rivo(Partner):
 
 
 PARTNERS["rivo"] = Rivo
+
+
+class Postco(Partner):
+    """PostCo's public API: ``Authorization: Bearer sk_...``; 100 requests per minute per key and 500 per shop (the
+    key's shop: ``key_shops``); returns seeded with ``PUT /__sandbox/state`` ``{"returns": {"<id>": {...}}}``, listed
+    newest first with an opaque cursor; errors as ``{"error": {"type", "code", "message"}}``."""
+
+    name = "postco"
+
+    def setup(self) -> None:
+        self.limiter = RateLimiter(100, 60.0)
+        self.shop_limiter = RateLimiter(500, 60.0)
+        self.state.setdefault("returns", {})  # id -> return order (with an optional "shop")
+        self.state.setdefault("key_shops", {})  # key -> shop; a key not listed is its own shop
+        self.state.setdefault("revoked_keys", [])
+        self.route("GET", "/return_orders", self.list_returns)
+        self.route("GET", r"/return_orders/(?P<return_id>[^/]+)", self.get_return)
+
+    def rate_limited_body(self) -> Any:
+        return {"error": {"type": "rate_limit_error", "code": "rate_limited", "message": "Too many requests"}}
+
+    def _key(self, request: Request) -> str:
+        return request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+    def account(self, request: Request) -> str | None:
+        return self._key(request) or None
+
+    def authenticate(self, request: Request) -> Reply | None:
+        key = self._key(request)
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer sk_") or key.startswith("sk_revoked") or key in self.state["revoked_keys"]:
+            return _postco_error(401, "authentication_error", "invalid_api_key", "Invalid API key provided")
+        wait = self.shop_limiter.check(self._shop(key))
+        if wait is not None:
+            reply = _postco_error(429, "rate_limit_error", "shop_rate_limited", "Too many requests for this shop")
+            reply.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+            return reply
+        return None
+
+    def _shop(self, key: str) -> str:
+        return str(self.state["key_shops"].get(key, key))
+
+    def _returns_of(self, key: str) -> list[dict[str, Any]]:
+        shop = self._shop(key)
+        found = [
+            {"id": int(return_id), **{k: v for k, v in record.items() if k != "shop"}}
+            for return_id, record in self.state["returns"].items()
+            if record.get("shop") in (None, shop)
+        ]
+        return sorted(found, key=lambda r: (str(r.get("submitted_at", "")), r["id"]), reverse=True)
+
+    def list_returns(self, request: Request) -> Reply:
+        import base64
+
+        try:
+            limit = int(request.arg("limit") or "25")
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return _postco_error(400, "invalid_request_error", "parameter_invalid", "limit must be between 1 and 100")
+        cursor = request.arg("cursor")
+        start = 0
+        if cursor:
+            try:
+                start = int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("offset:"))
+            except ValueError:
+                return _postco_error(400, "invalid_request_error", "cursor_invalid", "cursor is not valid")
+        with self.lock:
+            returns = self._returns_of(self._key(request))
+        page = returns[start : start + limit]
+        more = start + limit < len(returns)
+        next_cursor = base64.urlsafe_b64encode(f"offset:{start + limit}".encode()).decode() if more else None
+        return Reply(200, {"data": page, "has_more": more, "next_cursor": next_cursor})
+
+    def get_return(self, request: Request, return_id: str) -> Reply:
+        with self.lock:
+            found = next((r for r in self._returns_of(self._key(request)) if str(r["id"]) == return_id), None)
+        if found is None:
+            return _postco_error(404, "invalid_request_error", "resource_missing", f"No return order {return_id}")
+        return Reply(200, {"data": found})
+
+
+def _postco_error(status: int, kind: str, code: str, message: str) -> Reply:
+    return Reply(status, {"error": {"type": kind, "code": code, "message": message}})
+
+
+PARTNERS["postco"] = Postco
