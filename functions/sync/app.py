@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claimbridge.admin import AdminService
 from claimbridge.clients.order_protection import OrderProtectionClient
+from claimbridge.clients.postco import PostcoClient
 from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.clients.rise import RiseClient
 from claimbridge.clients.rivo import RivoClient
@@ -85,6 +86,9 @@ def health() -> IntegrationHealth:
             "order_protection": lambda info, secrets: OrderProtectionClient(
                 api_token=secrets["api_token"], base_url=settings.order_protection_api_base_url, **common
             ).check_token(),
+            "postco": lambda info, secrets: PostcoClient(
+                api_key=secrets["api_key"], base_url=settings.postco_api_base_url, **common
+            ).check_key(),
         },
         valid_again=admin.redrive_repaired,
     )

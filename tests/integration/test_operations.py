@@ -335,6 +335,24 @@ def test_a_revoked_then_restored_rise_token_holds_then_issues_the_credit(money, 
     assert row_of(money)["state"] == "ISSUED" and len(issues(sandbox)) == 1
 
 
+def test_a_revoked_postco_key_marks_the_integration_invalid_at_the_health_check_and_valid_when_restored(flow, sandbox):
+    key = f"sk_{flow.store_id.replace('-', '_')}_0123456789"
+    flow.configure("postco", {"api_key": key, "bonus": {"type": "fixed", "value": "5.00"}})
+    path = f"/internal/integrations/postco/stores/{flow.store_id}"
+    sandbox["postco"].seed({"revoked_keys": [key]})
+
+    run_health(flow)
+    refused = admin(flow, "GET", path).json()["status"]
+    sandbox["postco"].seed({"revoked_keys": []})
+    run_health(flow)
+    restored = admin(flow, "GET", path).json()["status"]
+
+    assert refused["state"] == "invalid" and "invalid_api_key" in refused["reason"]
+    assert restored["state"] == "valid"
+    mine = [c for c in sandbox["postco"].calls("/return_orders") if c["headers"]["authorization"] == f"Bearer {key}"]
+    assert len(mine) == 2  # one check a run (other stores' PostCo keys in the table are checked too)
+
+
 def test_a_partner_that_is_down_at_the_health_check_leaves_the_status_as_it_was(flow, sandbox):
     flow.configure_richpanel()
     sandbox["richpanel"].faults(error_rate=1.0, error_status=503)
