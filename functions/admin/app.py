@@ -1,6 +1,7 @@
-"""Admin API: store profiles, integration settings, money and operations (API key enforced by API Gateway's usage
-plan). Powertools' resolver validates each body against its model before the service sees it, and the routes'
-declarations here are what the OpenAPI document (``openapi.json``, ``/internal/openapi.json``) is generated from."""
+"""Admin API: store profiles, integration settings, money and operations. Each request's caller is authorized first
+(IAM, or a named admin key: claimbridge.admin_auth); Powertools' resolver then validates each body against its model
+before the service sees it, and the routes' declarations here are what the OpenAPI document (``openapi.json``,
+``/internal/openapi.json``) is generated from."""
 
 from __future__ import annotations
 
@@ -99,8 +100,6 @@ def _body() -> Any:
         return json.loads(raw)
     except ValueError as error:
         raise BadBodyError(f"request body is not valid JSON: {error.args[0]}") from error
-    except RecursionError:
-        raise BadBodyError("request body nests too deeply") from None
 
 
 def _plain(value: Any) -> Any:
@@ -111,6 +110,14 @@ def _plain(value: Any) -> Any:
 
 class BadBodyError(DomainError):
     status = 400
+
+
+class UnsupportedMediaError(DomainError):
+    status = 415
+
+
+def _no_content() -> Response:
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @app.exception_handler(DomainError)
@@ -132,6 +139,7 @@ def _invalid_request(error: RequestValidationError) -> Response:
 
 @app.exception_handler(RecursionError)
 def _too_deep(error: RecursionError) -> Response:
+    """A body nested past the parser's depth, wherever it is parsed (Powertools' validation or ``_body``)."""
     return _domain_error(BadBodyError("request body nests too deeply"))
 
 
@@ -344,7 +352,7 @@ def get_integration(name: str, storeId: str):
 )
 def delete_integration(name: str, storeId: str):
     service().delete_integration(name, storeId)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return _no_content()
 
 
 # -- admin keys (ADMIN_AUTH=KEYS) -------------------------------------------------------------------------------------
@@ -365,7 +373,7 @@ def get_admin_keys():
 )
 def delete_admin_key(name: str):
     admin_keys().delete(name)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return _no_content()
 
 
 # -- the document -----------------------------------------------------------------------------------------------------
@@ -399,36 +407,35 @@ def get_docs():
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handle_admin_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    content_type = next((str(v) for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "")
-    if event.get("body") and content_type and not content_type.lower().startswith("application/json"):
-        # Bodies are JSON only: refused before Powertools would try to read a form or a multipart body.
+    try:
+        event = _admissible(event)
+        if event.get("resource") not in PUBLIC:
+            app.append_context(caller=_authorize(event))
+    except DomainError as error:  # answered before the resolver: nothing has read the body
+        logger.info("admin request refused", status=error.status, reason=str(error))
         return {
-            "statusCode": 415,
+            "statusCode": error.status,
             "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
-            "body": json.dumps({"message": f"request body must be application/json, not {content_type[:100]}"}),
+            "body": json.dumps(error.body()),
         }
-    if event.get("isBase64Encoded") and event.get("body"):
+    return app.resolve(event, context)
+
+
+def _admissible(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with a JSON text body, or the DomainError that refuses it before Powertools would read it."""
+    if not event.get("body"):
+        return event
+    content_type = next((str(v) for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "")
+    if content_type and not content_type.lower().startswith("application/json"):
+        # Bodies are JSON only: refused before Powertools would try to read a form or a multipart body.
+        raise UnsupportedMediaError(f"request body must be application/json, not {content_type[:100]}")
+    if event.get("isBase64Encoded"):
         # API Gateway base64-encodes a body that is not UTF-8 text; JSON is UTF-8, so that body cannot be JSON.
         try:
-            event = {**event, "body": base64.b64decode(event["body"]).decode("utf-8"), "isBase64Encoded": False}
+            return {**event, "body": base64.b64decode(event["body"]).decode("utf-8"), "isBase64Encoded": False}
         except ValueError:
-            return {
-                "statusCode": 400,
-                "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
-                "body": json.dumps({"message": "request body is not valid JSON (not UTF-8 text)"}),
-            }
-    if event.get("resource") not in PUBLIC:
-        try:
-            caller = _authorize(event)
-        except DomainError as error:
-            logger.info("admin request refused", status=error.status, reason=str(error))
-            return {
-                "statusCode": error.status,
-                "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
-                "body": json.dumps(error.body()),
-            }
-        app.append_context(caller=caller)
-    return app.resolve(event, context)
+            raise BadBodyError("request body is not valid JSON (not UTF-8 text)") from None
+    return event
 
 
 PUBLIC = {"/internal/openapi.json", "/internal/docs"}

@@ -358,15 +358,15 @@ def test_a_reservation_released_after_midnight_gives_back_its_own_days_room(flow
 
     now = [1_795_046_399.0]  # 23:59:59 UTC
     budget = BonusBudget(table_store(), MoneyLimits(bonus_daily=Decimal("100")), clock=lambda: now[0])
-    key = budget.reserve(flow.store_id, Decimal("60"))
+    reservation = budget.reserve(flow.store_id, Decimal("60"))
     now[0] += 2  # the next UTC day
-    assert isinstance(key, tuple)
+    assert reservation is not None and reservation.key is not None
 
-    budget.release(key, Decimal("60"))
+    budget.release(reservation)
 
     assert budget.used_today(flow.store_id) == 0  # the new day was never touched (no negative room carried over)
-    assert table_store().get(*key)["day_total"] == 0
-    assert budget.reserve(flow.store_id, Decimal("100.01")) is False and budget.reserve(flow.store_id, Decimal("100"))
+    assert table_store().get(*reservation.key)["day_total"] == 0
+    assert budget.reserve(flow.store_id, Decimal("100.01")) is None and budget.reserve(flow.store_id, Decimal("100"))
 
 
 def test_a_save_from_a_stale_read_is_refused_and_loses_nothing(flow):

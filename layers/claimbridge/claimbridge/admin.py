@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from claimbridge.bounds import id_problem, is_email
+from claimbridge.bounds import id_problem, is_email, is_store_id
 from claimbridge.claims import TICKET_SKIPPED
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
@@ -29,7 +29,6 @@ from claimbridge.limits import BonusBudget, MoneyLimits
 from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn, reason_slug
 from claimbridge.models.settings import (
     INTEGRATIONS,
-    STORE_ID_PATTERN,
     IntegrationSettings,
     RichpanelSettings,
     StoreProfileIn,
@@ -48,7 +47,7 @@ CreditEnqueuer = Callable[[CreditJob], None]
 
 
 def check_store_id(store_id: str) -> str:
-    if not STORE_ID_PATTERN.fullmatch(store_id):
+    if not is_store_id(store_id):
         raise invalid("storeId", "must be 1 to 64 letters, digits, '-' or '_'")
     return store_id
 
@@ -105,6 +104,7 @@ class AdminService:
         optional field is cleared, the webhook secrets are required); PATCH changes only the fields it names."""
         check_store_id(store_id)
         existing = self._store.get_store_profile(store_id)
+        asked_cap = isinstance(body, dict) and "max_credit_amount" in body
         if partial:
             if existing is None:
                 raise ResourceNotFoundError(f"store {store_id} not found: create it with PUT")
@@ -156,7 +156,7 @@ class AdminService:
             raise ConflictError(
                 f"store {store_id} changed while this was saved: read it again; nothing was saved"
             ) from None
-        if existing is not None and isinstance(body, dict) and "max_credit_amount" in body:
+        if existing is not None and asked_cap:
             # A cap the caller set (raised or removed) re-drives what the old one held; one a PUT merely left out
             # does not: held money is released only by asking for it.
             cap, _ = self._limits.cap_for({"max_credit_amount": profile.max_credit_amount})
@@ -306,14 +306,16 @@ class AdminService:
             raise invalid("amount", f"{amount} is over {whose} of {cap:.2f}; nothing was queued")
         pk, sk = f"STORE#{store_id}#BONUS#{bonus.order_number}", f"LEDGER#bonus#{reason_slug(bonus.reason)}"
         # A repeat of a bonus already asked for takes no more of today's room; a new one reserves its amount first.
-        reserved = None if self._ledger.get(pk, sk) is not None else self._budget.reserve(store_id, amount)
-        if reserved is False:
-            used = self._budget.used_today(store_id)
-            raise invalid(
-                "amount",
-                f"{amount} would take this store's bonus credits today past the daily limit of "
-                f"{self._limits.bonus_daily:.2f} ({used:.2f} used); nothing was queued",
-            )
+        reservation = None
+        if self._ledger.get(pk, sk) is None:
+            reservation = self._budget.reserve(store_id, amount)
+            if reservation is None:
+                used = self._budget.used_today(store_id)
+                raise invalid(
+                    "amount",
+                    f"{amount} would take this store's bonus credits today past the daily limit of "
+                    f"{self._limits.bonus_daily:.2f} ({used:.2f} used); nothing was queued",
+                )
         asked = new_row(
             info,
             pk=pk,
@@ -329,8 +331,8 @@ class AdminService:
             reason=bonus.reason,
         )
         row, created = self._ledger.create(asked)
-        if isinstance(reserved, tuple) and not created:  # another request created it first: its reservation stands
-            self._budget.release(reserved, amount)
+        if reservation is not None and not created:  # another request created it first: its reservation stands
+            self._budget.release(reservation)
         if not created and Decimal(str(row["amount"])) != amount:
             raise invalid(
                 "amount",
@@ -357,8 +359,8 @@ class AdminService:
                     # The send failed as seen from here, yet a worker already took the row: it was queued.
                     logger.info("bonus credit queued despite a send error", store_id=store_id, ledger=row["ledger_id"])
                     return public_ledger_row(row), True
-                if isinstance(reserved, tuple):
-                    self._budget.release(reserved, amount)
+                if reservation is not None:
+                    self._budget.release(reservation)
             raise UnavailableError("could not queue the credit; nothing was queued, retry") from error
         logger.info("bonus credit queued", store_id=store_id, ledger=row["ledger_id"], is_new=created)
         return public_ledger_row(row), created

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from claimbridge.bounds import is_store_id
 from claimbridge.errors import ConflictError, DomainError, ResourceNotFoundError, invalid
 from claimbridge.store import ConditionFailedError, Store
 
@@ -98,9 +99,7 @@ class AdminKeys:
         if scope not in SCOPES:
             raise invalid("scope", f"one of {', '.join(SCOPES)}")
         if stores is not None and (
-            not isinstance(stores, list)
-            or not stores
-            or not all(isinstance(s, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", s) for s in stores)
+            not isinstance(stores, list) or not stores or not all(isinstance(s, str) and is_store_id(s) for s in stores)
         ):
             raise invalid("stores", "a non-empty list of store ids, or omitted for every store")
         key = "cbk_" + secrets.token_urlsafe(32)

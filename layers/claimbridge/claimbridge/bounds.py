@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", re.ASCII)  # what the admin lets a store be named
 MAX_ID_CHARS = 200  # any id we key a row by: well under DynamoDB's 2,048-byte partition key, with its prefix
 MAX_EMAIL_CHARS = 254  # RFC 5321's path limit
 # A mailbox as partners (Rise's recipient, Richpanel's sender) take it: dot-atom local part, a dotted host name. No
@@ -13,6 +14,10 @@ EMAIL_PATTERN = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
+
+
+def is_store_id(value: str) -> bool:
+    return STORE_ID_PATTERN.fullmatch(value) is not None
 
 
 def is_email(value: str) -> bool:

@@ -6,7 +6,6 @@ keyed by the sealed value itself, so KMS is asked once per secret version, not p
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +37,9 @@ class Integration:
 
 
 class StoreDirectory:
-    def __init__(self, *, store: Store, secret_box: SecretBox, clock: Any = time.monotonic) -> None:
+    def __init__(self, *, store: Store, secret_box: SecretBox) -> None:
         self._store = store
         self._box = secret_box
-        self._clock = clock
         self._opened: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
 
     def _open(self, sealed: str, *, store_id: str, purpose: str) -> dict[str, Any]:

@@ -45,6 +45,14 @@ class MoneyLimits:
         return self.default_cap, "the default per-credit cap"
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """Room taken from one day's total (``key`` None: there is no limit, nothing was taken)."""
+
+    key: tuple[str, str] | None
+    amount: Decimal
+
+
 class BonusBudget:
     """Today's bonus total per store, reserved before a bonus is queued and released if it was not."""
 
@@ -57,15 +65,14 @@ class BonusBudget:
         day = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
         return store_pk(store_id), f"BONUSDAY#{day}"
 
-    def reserve(self, store_id: str, amount: Decimal) -> tuple[str, str] | bool:
-        """Add ``amount`` to today's total if it stays within the limit: the counter's key (to release exactly that
-        day's reservation, even after midnight), True when there is no limit, False (nothing added) when it would
-        pass it."""
+    def reserve(self, store_id: str, amount: Decimal) -> Reservation | None:
+        """Add ``amount`` to today's total if it stays within the limit; None (nothing added) if it would pass it.
+        The reservation names its day's counter, so releasing it after midnight gives back that day's room."""
         limit = self._limits.bonus_daily
         if limit is None:
-            return True
+            return Reservation(None, amount)
         if amount > limit:
-            return False
+            return None
         pk, sk = self._key(store_id)
         try:
             self._store.update(
@@ -77,11 +84,14 @@ class BonusBudget:
                 condition="attribute_not_exists(day_total) OR day_total <= :room",
             )
         except ConditionFailedError:
-            return False
-        return pk, sk
+            return None
+        return Reservation((pk, sk), amount)
 
-    def release(self, key: tuple[str, str], amount: Decimal) -> None:
-        self._store.update(*key, expression="ADD day_total :minus", values={":minus": -amount})
+    def release(self, reservation: Reservation) -> None:
+        if reservation.key is not None:
+            self._store.update(
+                *reservation.key, expression="ADD day_total :minus", values={":minus": -reservation.amount}
+            )
 
     def used_today(self, store_id: str) -> Decimal:
         item = self._store.get(*self._key(store_id))

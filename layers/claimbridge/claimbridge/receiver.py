@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claimbridge.bounds import MAX_ID_CHARS, id_problem
+from claimbridge.bounds import MAX_ID_CHARS, id_problem, is_store_id
 from claimbridge.crypto import matches_any_digest
 from claimbridge.observability import logger
 from claimbridge.store import ConditionFailedError, Store, due_shard
@@ -33,7 +33,6 @@ ENQUEUED_DUE_S = 30 * 60  # an enqueued event no worker finished in this long is
 IN_FLIGHT_WAIT_S = 1.5  # how long a duplicate waits for a concurrent delivery to mark its record ENQUEUED
 IN_FLIGHT_POLL_S = 0.05
 ROUTED_IDS = ("claim_id", "order_id", "source_order_id")  # the body's ids the worker keys rows by
-STORE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 KNOWN_TOPICS = frozenset(
     {
@@ -171,7 +170,7 @@ class WebhookReceiver:
     def _authentic(self, store_id: str, secret: str) -> bool:
         """Against the store's secrets as they are now (one consistent read, no cache): a secret rotated out is
         refused from the next request on, one rotated in is accepted at once."""
-        if not store_id or len(store_id) > 64 or not STORE_ID_CHARS.issuperset(store_id):
+        if not is_store_id(store_id):
             return False
         if len(secret) > 512 or not secret.isascii():  # no stored secret is longer or other (models.settings)
             return False

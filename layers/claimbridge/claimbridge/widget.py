@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from claimbridge.bounds import is_email
+from claimbridge.bounds import is_email, is_store_id
 from claimbridge.clients.http import IntegrationError
 from claimbridge.clients.rivo import RivoClient
 from claimbridge.crypto import customer_key, mask_secret, sign_widget
@@ -29,7 +29,6 @@ from claimbridge.store import Store, customer_pk
 
 MAX_SKEW_S = 300
 MAX_PARAMS = 10
-STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
 TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)  # ASCII digits only: int() would take '²' or '٣' and 5,000 digits
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 UNKNOWN_STORE_KEY = "claimbridge: no such store"  # signs for a store that does not exist, so it costs the same
@@ -149,7 +148,7 @@ class WidgetService:
 
     def _check_shape(self, store_id: str, query: Mapping[str, str], header_signature: str | None) -> tuple[str, str]:
         """The email and the signature of a well-formed, fresh request; WidgetAuthError naming what is wrong."""
-        if not STORE_ID.fullmatch(store_id):
+        if not is_store_id(store_id):
             raise WidgetAuthError("the signature does not match")
         if len(query) > MAX_PARAMS or any(len(k) > 64 or len(v) > 512 for k, v in query.items()):
             raise WidgetAuthError(f"at most {MAX_PARAMS} query parameters of at most 512 characters")

@@ -9,10 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from claimbridge.bounds import MAX_ID_CHARS
-from claimbridge.models.fields import Email
-
-BoundedId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")]
+from claimbridge.models.fields import BoundedId, Email
 
 
 class BonusCustomer(BaseModel):

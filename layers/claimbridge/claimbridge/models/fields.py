@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field, StringConstraints
 
-from claimbridge.bounds import is_email
+from claimbridge.bounds import MAX_ID_CHARS, is_email, is_printable
 
 
 def _email(value: str) -> str:
@@ -16,4 +16,16 @@ def _email(value: str) -> str:
     return value
 
 
+def _printable(value: str) -> str:
+    if not is_printable(value):
+        raise ValueError("must be printable text (no control characters, line breaks or lone surrogates)")
+    return value
+
+
 Email = Annotated[str, AfterValidator(_email)]
+BoundedId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_CHARS),
+    AfterValidator(_printable),
+    Field(description="printable text (no control characters, line breaks or lone surrogates)"),
+]

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 
 from claimbridge.models.fields import Email
 
-STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SHOP_DOMAIN_PATTERN = r"^[a-z0-9][a-z0-9-]{0,60}\.myshopify\.com$"
 RichpanelChannel = Literal[
     "email",
@@ -48,17 +47,14 @@ class StoreProfileIn(StrictBody):
     @classmethod
     def _strong_webhook_secrets(cls, secrets: list[SecretStr] | None) -> list[SecretStr] | None:
         for secret in secrets or []:
-            raw = secret.get_secret_value()
-            if not 16 <= len(raw) <= 512 or not VISIBLE_ASCII.fullmatch(raw):
+            if not _visible_ascii(secret.get_secret_value(), least=16):
                 raise ValueError("each webhook secret must be 16 to 512 visible ASCII characters (no spaces)")
         return secrets
 
     @field_validator("widget_secret")
     @classmethod
     def _strong_widget_secret(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and not (
-            16 <= len(secret.get_secret_value()) <= 512 and VISIBLE_ASCII.fullmatch(secret.get_secret_value())
-        ):
+        if secret is not None and not _visible_ascii(secret.get_secret_value(), least=16):
             raise ValueError("must be 16 to 512 visible ASCII characters (no spaces)")
         return secret
 
@@ -180,11 +176,14 @@ def _is_uuid(value: str) -> bool:
 VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # what an HTTP header carries as is: no spaces, controls or non-ASCII
 
 
+def _visible_ascii(raw: str, *, least: int) -> bool:
+    """``least`` to 512 characters an HTTP header carries as they are (secrets and tokens travel in headers)."""
+    return least <= len(raw) <= 512 and VISIBLE_ASCII.fullmatch(raw) is not None
+
+
 def _check_token(token: SecretStr | None) -> SecretStr | None:
-    if token is not None:
-        raw = token.get_secret_value()
-        if not 8 <= len(raw) <= 512 or not VISIBLE_ASCII.fullmatch(raw):
-            raise ValueError("must be 8 to 512 visible ASCII characters (no spaces, control or non-ASCII characters)")
+    if token is not None and not _visible_ascii(token.get_secret_value(), least=8):
+        raise ValueError("must be 8 to 512 visible ASCII characters (no spaces, control or non-ASCII characters)")
     return token
 
 
