@@ -31,12 +31,14 @@ from claimbridge.models.credits import BonusCreditIn, LedgerActionIn
 from claimbridge.models.settings import INTEGRATIONS, StoreProfileIn, WidgetUrlIn, partial
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.queues import QueueAdmin
+from claimbridge.returns import ReturnsAdmin
 from claimbridge.runtime import (
     aws_client,
     job_queues,
     oldest_message_age,
     reconcile_message,
     store_directory,
+    sync_message,
     table_store,
 )
 
@@ -68,6 +70,17 @@ def service() -> AdminService:
         enqueue_report=lambda report: sqs.send_message(
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
         ),
+        enqueue_sync=lambda store_id, reason: sqs.send_message(**sync_message(settings, store_id, reason)),
+    )
+
+
+@lru_cache(maxsize=1)
+def returns() -> ReturnsAdmin:
+    settings = get_settings().require("table_name", "postco_queue_url")
+    sqs = aws_client("sqs")
+    return ReturnsAdmin(
+        store=table_store(),
+        enqueue_sync=lambda store_id, reason: sqs.send_message(**sync_message(settings, store_id, reason)),
     )
 
 
@@ -202,6 +215,32 @@ def get_store(storeId: str):
 @_route("GET", "/internal/stores/<storeId>/claims/<claimId>", "A claim: ticket, ledger, timeline", 200, 404, 422)
 def get_claim(storeId: str, claimId: str):
     return _json(200, service().get_claim(storeId, claimId))
+
+
+@_route(
+    "GET",
+    "/internal/stores/<storeId>/returns/<returnId>",
+    "A PostCo return: its ledger rows, calls, timeline",
+    200,
+    404,
+    422,
+)
+def get_return(storeId: str, returnId: str):
+    return _json(200, returns().view(storeId, returnId))
+
+
+@_route(
+    "POST",
+    "/internal/integrations/postco/stores/<storeId>/sync",
+    "Run the store's PostCo returns sync now (queued; its result shows on the postco integration)",
+    202,
+    404,
+    409,
+    503,
+    tags=["integrations"],
+)
+def post_postco_sync(storeId: str):
+    return _json(202, returns().request_sync(storeId))
 
 
 @_route("POST", "/internal/stores/<storeId>/widget-url", "A signed widget URL for one customer", 200, 404, *BODY)

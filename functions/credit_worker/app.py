@@ -1,4 +1,5 @@
-"""The credit queue's worker: store credit through the store's provider (Rise.ai), exactly once through the ledger."""
+"""The credit queue's worker: store credit through the store's provider (Rise.ai), exactly once through the ledger:
+claims' credits, bonus credits, and PostCo returns' credits and bonuses."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def runner() -> SqsJobRunner:
 
 @lru_cache(maxsize=1)
 def service() -> CreditService:
-    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url", "credit_queue_url")
     sqs = aws_client("sqs")
     return CreditService(
         store=table_store(),
@@ -67,6 +68,10 @@ def service() -> CreditService:
         },
         enqueue_report=lambda report: sqs.send_message(
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
+        ),
+        # a return's bonus follows its credit: queued when the credit is issued
+        enqueue_credit=lambda job: sqs.send_message(
+            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),
         secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
         limits=settings.money_limits(),

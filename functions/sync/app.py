@@ -1,4 +1,5 @@
-"""Scheduled syncs (EventBridge): the sweeper every 5 minutes, the integration health check every hour."""
+"""Scheduled syncs (EventBridge): the sweeper and the PostCo fan-out every 5 minutes, the integration health check
+every hour; and the PostCo queue's jobs, one store's returns sync each (claimbridge.returns)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claimbridge.admin import AdminService
@@ -16,14 +18,24 @@ from claimbridge.clients.rise import RiseClient
 from claimbridge.clients.rivo import RivoClient
 from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
+from claimbridge.directory import Integration, StoreInfo
 from claimbridge.health import IntegrationHealth
+from claimbridge.jobs import JobDeferredError, SqsJobRunner
+from claimbridge.models.returns import SyncJob
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.runtime import aws_client, reconcile_message, store_directory, table_store
+from claimbridge.pacing import PacerChain, TablePacer, account_key
+from claimbridge.returns import ReturnSync
+from claimbridge.runtime import aws_client, reconcile_message, store_directory, sync_message, table_store
 from claimbridge.sweeper import Sweeper
 
 tracer = get_tracer()
 CHECK_TIMEOUT = (3.05, 5.0)
 HEALTH_CHECK_CUSTOMER = "claimbridge-health-check"  # a customer id no shop has: Rise answers 404 to a good key
+POSTCO_TIMEOUT = (3.05, 10.0)
+POSTCO_KEY_INTERVAL_S = 60 / 100 * 1.02  # PostCo: 100 requests a minute per key (2% spare)
+POSTCO_SHOP_INTERVAL_S = 60 / 500 * 1.02  # and 500 a minute per shop
+# A sync record's worst case is the function's whole time: the run watches the clock itself and saves its place.
+SYNC_RECORD_BUDGET_S = 30
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +80,7 @@ def health() -> IntegrationHealth:
             QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
         ),
         enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
+        enqueue_sync=lambda store_id, reason: sqs.send_message(**sync_message(settings, store_id, reason)),
     )
     common: dict[str, Any] = {"timeout": CHECK_TIMEOUT}
     return IntegrationHealth(
@@ -94,14 +107,82 @@ def health() -> IntegrationHealth:
     )
 
 
+@lru_cache(maxsize=1)
+def return_sync() -> ReturnSync:
+    settings = get_settings().require("table_name", "kms_key_id", "credit_queue_url")
+    store, sqs = table_store(), aws_client("sqs")
+
+    def postco(info: StoreInfo, integration: Integration) -> PostcoClient:
+        key = integration.secrets["api_key"]
+        pacer = PacerChain(
+            TablePacer(store, account_key("postco", key), interval_s=POSTCO_KEY_INTERVAL_S),
+            TablePacer(
+                store, account_key("postco-shop", info.profile["shop_domain"]), interval_s=POSTCO_SHOP_INTERVAL_S
+            ),
+        )
+        return PostcoClient(api_key=key, base_url=settings.postco_api_base_url, timeout=POSTCO_TIMEOUT, pacer=pacer)
+
+    return ReturnSync(
+        store=store,
+        directory=store_directory(),
+        postco=postco,
+        enqueue_credit=lambda job: sqs.send_message(
+            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def sync_runner() -> SqsJobRunner:
+    return SqsJobRunner.for_queue("postco", record_budget_s=SYNC_RECORD_BUDGET_S)
+
+
+def fan_out_postco() -> dict[str, int]:
+    """One sync job per store with a valid PostCo integration (the jobs run in parallel, one store each)."""
+    settings = get_settings().require("table_name", "postco_queue_url")
+    sqs, store = aws_client("sqs"), table_store()
+    totals = {"queued": 0, "skipped_invalid": 0}
+    cursor: str | None = None
+    while True:
+        items, cursor = store.query_index("StateIndex", "store_state", "INTEGRATION#postco", limit=100, after=cursor)
+        for item in items:
+            if item.get("status") == "invalid":  # no calls with a refused key; a valid key again re-drives it
+                totals["skipped_invalid"] += 1
+                continue
+            sqs.send_message(**sync_message(settings, item["store_id"], "schedule"))
+            totals["queued"] += 1
+        if not cursor:
+            break
+    logger.info("postco syncs queued", totals=totals)
+    return totals
+
+
+def handle_sync_job(record: SQSRecord, context: LambdaContext | None) -> None:
+    job = SyncJob.model_validate_json(record.body)
+    logger.append_keys(store_id=job.store_id)
+
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000 if context is not None else float("inf")
+
+    run = return_sync().run(job.store_id, reason=job.reason, time_left=time_left)
+    if run.error is not None:
+        raise run.error  # the runner sends it back: after Retry-After for a 429, with backoff for a 5xx
+    if run.again_s is not None:
+        raise JobDeferredError(run.again_s, run.detail)
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def handle_scheduled_task(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handle_sync(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        return sync_runner().run(event, context, lambda record: handle_sync_job(record, context))
     task = event.get("task")
     if task == "sweep":
         return sweeper().sweep().as_dict()
     if task == "health":
         return health().run()
+    if task == "postco":
+        return fan_out_postco()
     logger.error("unknown scheduled task", task=json.dumps(task)[:100])
     return {"error": f"unknown task {task!r}"}

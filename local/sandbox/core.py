@@ -144,7 +144,7 @@ class Partner:
             reply = Reply(status, {"error": "injected fault"}, limited)
         if reply is None:
             reply = self.authenticate(request)
-        if reply is None and self.limiter is not None:
+        if reply is None and self.limiter is not None and not faults.get("no_rate_limit"):
             account = self.account(request)
             if account is not None:
                 wait = self.limiter.check(account)

@@ -61,3 +61,54 @@ def test_a_signed_store_credit_approval_issues_one_card_and_reports_it(running):
     assert [(r["claim_id"], r["type"], r["reference"], r["amount"]) for r in reports] == [
         ("e2e-credit-1", "STORE_CREDIT", row["card_id"], "30.00")
     ]
+
+
+def test_postco_returns_seeded_in_the_sandbox_become_a_credit_and_a_bonus_in_rises_record_when_the_schedule_fires(
+    running,
+):
+    from datetime import UTC, datetime, timedelta
+
+    rise, postco = sandbox_url(running, "rise"), sandbox_url(running, "postco")
+    soon = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    returns = {
+        "70001": {
+            "status": "resolved",
+            "refund_method": "store_credit",
+            "refund_amount": "45.00",
+            "currency": "USD",
+            "cust_email": "rae@example.com",
+            "cust_first_name": "Rae",
+            "order_id": "gid-70001",
+            "order_name": "#7001",
+            "submitted_at": soon,
+        },
+        "70002": {"status": "open", "refund_method": "refund", "refund_amount": "9.00", "submitted_at": soon},
+    }
+    seeded = requests.put(f"{postco}/__sandbox/state", json={"returns": returns}, timeout=5)
+
+    fired = running.admin("POST", "/__local/schedules/SyncFunction.PostcoSync")
+
+    def rise_calls() -> list[dict]:
+        calls = requests.get(f"{rise}/__sandbox/calls?path=/v2/gift-cards/", timeout=5).json()["calls"]
+        made = [c for c in calls if c.get("status") == 200 and c["method"] in ("POST", "PUT")]
+        return made if len(made) >= 2 else []
+
+    issue, top_up = wait_for(rise_calls, timeout=60)
+    view = wait_for(
+        lambda: (
+            (v := running.admin("GET", f"/internal/stores/{running.store_id}/returns/70001").json())
+            and all(r.get("state") == "ISSUED" for r in v.get("ledger", [{}]))
+            and v
+        )
+    )
+
+    assert seeded.status_code == 200 and fired.status_code == 200
+    assert issue["path"] == "/v2/gift-cards/issue/" and top_up["method"] == "PUT"
+    assert json.loads(issue["body"])["email_details"]["subject"] == "Store Credit for Your Return of Order #7001"
+    assert json.loads(issue["body"])["gift_card"]["balance"] == 45.0
+    assert json.loads(top_up["body"])["amount"] == 4.5 and json.loads(top_up["body"])["order_id"] == "gid-70001"
+    assert sorted((r["ledger_id"], r["amount"]) for r in view["ledger"]) == [
+        ("postco:70001:bonus", "4.50"),
+        ("postco:70001:credit", "45.00"),
+    ]
+    assert top_up["path"] == f"/v2/gift-cards/{next(r['card_id'] for r in view['ledger'])}"

@@ -137,6 +137,8 @@ ENV_OF_QUEUE = {
     "RichpanelQueue": "RICHPANEL_QUEUE_URL",
     "CreditQueue": "CREDIT_QUEUE_URL",
     "OrderProtectionQueue": "ORDER_PROTECTION_QUEUE_URL",
+    "PostcoQueue": "POSTCO_QUEUE_URL",
+    "PostcoDLQ": "POSTCO_DLQ_URL",
     "RichpanelDLQ": "RICHPANEL_DLQ_URL",
     "CreditDLQ": "CREDIT_DLQ_URL",
     "OrderProtectionDLQ": "ORDER_PROTECTION_DLQ_URL",

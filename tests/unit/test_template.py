@@ -180,13 +180,25 @@ def test_only_the_document_is_public_among_admin_routes():
     assert all("Auth" not in props and props["Method"] == "GET" for _, props in public)
 
 
-def test_the_sweeper_runs_every_five_minutes_and_the_health_check_every_hour():
+def test_the_sweeper_and_postco_run_every_five_minutes_and_the_health_check_every_hour():
     events = RESOURCES["SyncFunction"]["Properties"]["Events"]
+    schedules = {name: e["Properties"] for name, e in events.items() if e["Type"] == "Schedule"}
 
-    assert {name: (e["Type"], e["Properties"]["Schedule"], e["Properties"]["Input"]) for name, e in events.items()} == {
-        "Sweep": ("Schedule", "rate(5 minutes)", '{"task": "sweep"}'),
-        "IntegrationHealth": ("Schedule", "rate(1 hour)", '{"task": "health"}'),
+    assert {name: (p["Schedule"], p["Input"]) for name, p in schedules.items()} == {
+        "Sweep": ("rate(5 minutes)", '{"task": "sweep"}'),
+        "IntegrationHealth": ("rate(1 hour)", '{"task": "health"}'),
+        "PostcoSync": ("rate(5 minutes)", '{"task": "postco"}'),
     }
+
+
+def test_each_store_s_postco_sync_is_a_job_of_its_own_queue_one_at_a_time_with_a_dlq():
+    jobs = RESOURCES["SyncFunction"]["Properties"]["Events"]["PostcoJobs"]
+    queue = RESOURCES["PostcoQueue"]["Properties"]
+
+    assert jobs["Type"] == "SQS" and jobs["Properties"]["BatchSize"] == 1
+    assert jobs["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert queue["VisibilityTimeout"] >= 6 * RESOURCES["SyncFunction"]["Properties"]["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["PostcoDLQ", "Arn"]}
 
 
 def test_the_sweeper_reads_a_sparse_due_index_not_the_table():

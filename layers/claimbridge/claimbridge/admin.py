@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from claimbridge.bounds import id_problem, is_email, is_store_id
+from claimbridge.bounds import check_id, check_store_id, is_email
 from claimbridge.claims import TICKET_SKIPPED
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
-from claimbridge.credits import new_row
+from claimbridge.credits import follow_up, new_row
 from claimbridge.crypto import SecretBox, mask_secret, secret_digest
 from claimbridge.directory import StoreDirectory
 from claimbridge.errors import (
@@ -24,7 +24,7 @@ from claimbridge.errors import (
     invalid,
     problems_from_validation,
 )
-from claimbridge.ledger import TRANSITIONS, Ledger, LostRaceError, Outcome, State
+from claimbridge.ledger import TRANSITIONS, Ledger, LostRaceError, Outcome, State, public_ledger_row
 from claimbridge.limits import BonusBudget, MoneyLimits
 from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn, reason_slug
 from claimbridge.models.settings import (
@@ -33,11 +33,12 @@ from claimbridge.models.settings import (
     RichpanelSettings,
     StoreProfileIn,
 )
-from claimbridge.money import MoneyError, parse_amount, wire_text
+from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger
+from claimbridge.returns import sync_state
 from claimbridge.store import ConditionFailedError, Store, now_iso
 from claimbridge.sweeper import REPAIRS, Sweeper
-from claimbridge.widget import MAX_SKEW_S, card_code_masked, signed_query, widget_url
+from claimbridge.widget import MAX_SKEW_S, signed_query, widget_url
 
 STORE_SECRETS_PURPOSE = "store"
 OPERATOR_STATES = ("HELD", "UNKNOWN", "FAILED")
@@ -46,21 +47,7 @@ RichpanelFactory = Callable[[str], RichpanelClient]
 CreditEnqueuer = Callable[[CreditJob], None]
 
 
-def check_store_id(store_id: str) -> str:
-    if not is_store_id(store_id):
-        raise invalid("storeId", "must be 1 to 64 letters, digits, '-' or '_'")
-    return store_id
-
-
 PROFILE_FIELDS = ("name", "shop_domain", "credit_provider", "currency", "max_credit_amount")
-
-
-def check_id(name: str, value: str, *, limit: int = 200) -> str:
-    """An id from the path, bounded before it becomes a key (DynamoDB refuses keys over 2 KB with a 500)."""
-    problem = id_problem(name, value, limit=limit)
-    if problem is not None:
-        raise invalid(name, problem.removeprefix(f"{name} "))
-    return value
 
 
 def _integration_purpose(name: str) -> str:
@@ -77,6 +64,7 @@ class AdminService:
         enqueue_credit: CreditEnqueuer | None = None,
         enqueue_claim: Callable[[str, str], None] | None = None,
         enqueue_report: Callable[[dict[str, Any]], None] | None = None,
+        enqueue_sync: Callable[[str, str], None] | None = None,
         directory: StoreDirectory | None = None,
         limits: MoneyLimits | None = None,
     ) -> None:
@@ -90,6 +78,7 @@ class AdminService:
         self._ledger = Ledger(store)
         self._enqueue_claim = enqueue_claim
         self._enqueue_report = enqueue_report
+        self._enqueue_sync = enqueue_sync
         self._sweeper = Sweeper(
             store=store,
             enqueue_credit=lambda job: self._enqueue_credit(job) if self._enqueue_credit else None,
@@ -234,7 +223,10 @@ class AdminService:
         item = self._store.get_integration(store_id, name)
         if item is None:
             raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
-        return _public_integration(name, store_id, item)
+        public = _public_integration(name, store_id, item)
+        if name == "postco":
+            public["sync"] = sync_state(self._store, store_id, time.time())
+        return public
 
     def delete_integration(self, name: str, store_id: str) -> None:
         _integration_model(name)
@@ -369,6 +361,9 @@ class AdminService:
         """An integration saved (or found valid again): what it held or skipped goes again, now."""
         if name in REPAIRS:
             return self._sweeper.repaired(store_id, name)
+        if name == "postco" and self._enqueue_sync is not None:  # what the schedule skipped is found by a sync
+            self._enqueue_sync(store_id, "repaired")
+            return 1
         if name == "richpanel" and self._enqueue_claim is not None:
             claims = self.skipped_claims(store_id)
             for claim_id in claims:
@@ -431,18 +426,21 @@ class AdminService:
             raise ConflictError("the credit changed meanwhile; read it again") from None
         if outcome == Outcome.RETRY and self._enqueue_credit is not None:
             self._enqueue_credit(CreditJob(store_id=store_id, pk=row["PK"], sk=row["SK"]))
-        if outcome == Outcome.MARK_ISSUED and moved.get("kind") == "claim_credit" and self._enqueue_report:
-            self._enqueue_report({"store_id": store_id, "pk": row["PK"], "sk": row["SK"]})
+        if outcome == Outcome.MARK_ISSUED:
+            follow_up(
+                moved, ledger=self._ledger, enqueue_report=self._enqueue_report, enqueue_credit=self._enqueue_credit
+            )
         logger.info("ledger action", store_id=store_id, ledger=entry_id, action=action.action, who=who)
         return public_ledger_row(moved)
 
     def _ledger_row(self, store_id: str, entry_id: str) -> dict[str, Any]:
         check_id("entryId", entry_id, limit=300)
         parts = entry_id.split(":")
-        if len(parts) != 4 or parts[0] not in ("claim", "bonus"):
+        shapes = {"claim": 4, "bonus": 4, "postco": 3}  # claim:<claim>:<slot>:<purpose>, postco:<return>:<purpose>
+        if len(parts) < 3 or shapes.get(parts[0]) != len(parts):
             raise ResourceNotFoundError(f"no ledger entry {entry_id}")
-        kind, subject, slot, purpose = parts
-        row = self._store.get(f"STORE#{store_id}#{kind.upper()}#{subject}", f"LEDGER#{slot}#{purpose}")
+        kind, subject, *rest = parts
+        row = self._store.get(f"STORE#{store_id}#{kind.upper()}#{subject}", "LEDGER#" + "#".join(rest))
         if row is None:
             raise ResourceNotFoundError(f"no ledger entry {entry_id}")
         return row
@@ -514,18 +512,3 @@ def _public_integration(name: str, store_id: str, item: dict[str, Any]) -> dict[
         "created_at": item["created_at"],
         "updated_at": item["updated_at"],
     }
-
-
-def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
-    """A ledger row as the API shows it: the card's code masked, never whole; money in its currency's digits."""
-    hidden = (
-        *("PK", "SK", "GSI1PK", "GSI1SK", "lease_until", "late_answer"),
-        *("card_code", "card_code_sealed", "card_code_masked"),
-    )
-    row = {k: v for k, v in item.items() if k not in hidden}
-    masked = card_code_masked(item)
-    if masked:
-        row["card_code"] = masked
-    with contextlib.suppress(KeyError, ArithmeticError):
-        row["amount"] = wire_text(Decimal(str(item["amount"])), str(item["currency"]))
-    return row

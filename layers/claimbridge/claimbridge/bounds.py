@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from claimbridge.errors import invalid
+
 STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", re.ASCII)  # what the admin lets a store be named
 MAX_ID_CHARS = 200  # any id we key a row by: well under DynamoDB's 2,048-byte partition key, with its prefix
 MAX_EMAIL_CHARS = 254  # RFC 5321's path limit
@@ -40,3 +42,18 @@ def id_problem(name: str, value: object, *, limit: int = MAX_ID_CHARS) -> str | 
     if not is_printable(value):
         return f"{name} must be printable text (no control characters, line breaks or lone surrogates)"
     return None
+
+
+def check_store_id(store_id: str) -> str:
+    """A store id from a path, or the 422 that names the rule."""
+    if not is_store_id(store_id):
+        raise invalid("storeId", "must be 1 to 64 letters, digits, '-' or '_'")
+    return store_id
+
+
+def check_id(name: str, value: str, *, limit: int = MAX_ID_CHARS) -> str:
+    """An id from the path, bounded before it becomes a key (DynamoDB refuses keys over 2 KB with a 500)."""
+    problem = id_problem(name, value, limit=limit)
+    if problem is not None:
+        raise invalid(name, problem.removeprefix(f"{name} "))
+    return value

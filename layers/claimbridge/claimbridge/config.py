@@ -37,6 +37,8 @@ class Settings:
     richpanel_dlq_url: str | None = _variable("RICHPANEL_DLQ_URL")
     credit_dlq_url: str | None = _variable("CREDIT_DLQ_URL")
     order_protection_dlq_url: str | None = _variable("ORDER_PROTECTION_DLQ_URL")
+    postco_queue_url: str | None = _variable("POSTCO_QUEUE_URL")
+    postco_dlq_url: str | None = _variable("POSTCO_DLQ_URL")
     job_max_receives: str = _variable("JOB_MAX_RECEIVES", "8")
     credit_customer_wait_s: str = _variable("CREDIT_CUSTOMER_WAIT_S", "86400")
     admin_auth: str = _variable("ADMIN_AUTH", "IAM")

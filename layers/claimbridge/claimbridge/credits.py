@@ -36,15 +36,21 @@ UNKNOWN_PAUSE_S = 30  # look for evidence a little after an unknown outcome, not
 DEFAULT_CUSTOMER_WAIT_S = 24 * 3600
 
 ReportEnqueuer = Callable[[dict[str, Any]], None]
+CreditEnqueuer = Callable[[CreditJob], None]
+RETURN_KINDS = frozenset({"return_credit", "return_bonus"})
 
 
 @dataclass(frozen=True)
 class Stop:
-    """Why a QUEUED row does not go to the partner now: ``wait`` (it comes back) or ``hold`` (an operator decides)."""
+    """Why a QUEUED row does not go to the partner now: ``wait`` (it comes back) or ``hold`` (an operator decides).
+    A wait comes back after ``again_s`` and is due for the sweeper at ``due_at``; one without ``again_s`` is sent
+    again by what it waits for (a bonus, by its credit's settlement)."""
 
     outcome: Outcome
     code: str
     reason: str
+    again_s: float | None = None
+    due_at: int | None = None
 
 
 class CreditService:
@@ -56,6 +62,7 @@ class CreditService:
         providers: Mapping[str, ProviderFactory],
         enqueue_report: ReportEnqueuer,
         secret_box: SecretBox,
+        enqueue_credit: CreditEnqueuer | None = None,
         limits: MoneyLimits | None = None,
         customer_wait_s: float = DEFAULT_CUSTOMER_WAIT_S,
         clock: Callable[[], float] = time.time,
@@ -67,6 +74,7 @@ class CreditService:
         self._directory = directory
         self._providers = providers
         self._enqueue_report = enqueue_report
+        self._enqueue_credit = enqueue_credit
         self._customer_wait_s = customer_wait_s
         self._clock = clock
 
@@ -85,7 +93,7 @@ class CreditService:
     def _advance(self, row: dict[str, Any]) -> None:
         state = row["state"]
         if state == State.ISSUED:
-            self._report(row)
+            self._follow_up(row)
             return
         if state in SETTLED:
             logger.info("credit already settled", ledger=row["ledger_id"], state=state)
@@ -233,6 +241,7 @@ class CreditService:
             "card_initial_value": None if top_up else row["amount"],
             "card_expires_on": applied.expires_on,
             "card_type": "top_up" if top_up else row["kind"],
+            "notified": applied.notified,
             "reconciled": True if outcome == Outcome.FOUND else None,
             "evidence": evidence,
         }
@@ -242,7 +251,7 @@ class CreditService:
             settled = self._late_answer(row, fields, calls)
         metrics.add_metric(name="CreditIssued", unit="Count", value=1)
         logger.info("credit issued", ledger=row["ledger_id"], operation=row.get("operation"), outcome=outcome.value)
-        self._report(settled)
+        self._follow_up(settled)
         return settled
 
     def _sealed_code(self, row: dict[str, Any], code: str | None) -> str | None:
@@ -267,9 +276,8 @@ class CreditService:
         logger.error("a late partner answer was recorded on a settled credit", ledger=row["ledger_id"])
         return current
 
-    def _report(self, row: dict[str, Any]) -> None:
-        if row.get("kind") == "claim_credit" and row.get("report_state") != "REPORTED":
-            self._enqueue_report({"store_id": row["store_id"], "pk": row["PK"], "sk": row["SK"]})
+    def _follow_up(self, row: dict[str, Any]) -> None:
+        follow_up(row, ledger=self._ledger, enqueue_report=self._enqueue_report, enqueue_credit=self._enqueue_credit)
 
     # -- what a QUEUED row needs before it goes out ------------------------------------------------------------------
 
@@ -278,8 +286,9 @@ class CreditService:
         if info is None:
             return Stop(Outcome.HOLD, "store", "the store no longer exists; no call made"), {}
         customer: dict[str, Any] = {}
-        if row["kind"] == "claim_credit":
-            stop, customer = self._claim_check(row, info)
+        if row["kind"] in ("claim_credit", *RETURN_KINDS):
+            check = self._claim_check if row["kind"] == "claim_credit" else self._return_check
+            stop, customer = check(row, info)
             if stop is not None:
                 return stop, {}
         email = customer.get("customer_email") or row.get("customer_email")
@@ -361,6 +370,8 @@ class CreditService:
                 Outcome.WAIT,
                 "customer_unknown",
                 "waiting for the claim's customer (the approval came before the claim)",
+                again_s=min(900.0, max(30.0, waited / 2)),
+                due_at=int(_epoch(row["created_at"]) + self._customer_wait_s) + 60,  # when the wait runs out
             ), {}
         hours = self._customer_wait_s / 3600
         return Stop(
@@ -370,15 +381,44 @@ class CreditService:
             "approval; held for an operator, no call made",
         ), {}
 
+    def _return_check(self, row: dict[str, Any], info: StoreInfo) -> tuple[Stop | None, dict[str, Any]]:
+        """A return's credit follows its return as the sync last saw it: still resolved as store credit. Its bonus
+        goes onto the card its credit landed on, so it follows the credit."""
+        seen = self._store.get(row["PK"], "RETURN") or {}
+        if not seen.get("qualifies"):
+            what = f"{seen.get('status') or 'unknown'} ({seen.get('refund_method') or 'no refund method'})"
+            return Stop(
+                Outcome.HOLD,
+                "return_changed",
+                f"the return is {what} now, not resolved as store credit; not credited, no call made "
+                "(queued again if it qualifies again)",
+            ), {}
+        if row["kind"] != "return_bonus":
+            return None, {}
+        credit = self._ledger.get(row["PK"], "LEDGER#credit")
+        state = credit["state"] if credit else None
+        if credit is not None and state == State.ISSUED and credit.get("card_id"):
+            return None, {"onto_card_id": credit["card_id"]}
+        if state in (None, State.QUEUED, State.PENDING, State.UNKNOWN):
+            return Stop(
+                Outcome.WAIT, "credit_first", "the bonus goes onto the card of its credit, which is not issued yet"
+            ), {}
+        return Stop(
+            Outcome.HOLD,
+            "credit_not_issued",
+            f"its credit is {state}: the bonus goes onto the credit's card, so it waits for that credit "
+            "(queued again when the credit is issued); no call made",
+        ), {}
+
     def _stop(self, row: dict[str, Any], stop: Stop) -> None:
         if stop.outcome == Outcome.WAIT:
-            if row.get("wait_code") != stop.code:  # due (for the sweeper) when the wait runs out, not before
-                deadline = int(_epoch(row["created_at"]) + self._customer_wait_s) + 60
-                self._ledger.move(
-                    row, Outcome.WAIT, reason=stop.reason, fields={"wait_code": stop.code, "due_at": deadline}
-                )
-            waited = self._clock() - _epoch(row["created_at"])
-            raise JobDeferredError(min(900.0, max(30.0, waited / 2)), stop.reason)
+            if stop.again_s is None:  # what it waits for sends it again (the sweeper, if that send was lost)
+                logger.info("credit waits", ledger=row["ledger_id"], code=stop.code, reason=stop.reason)
+                return
+            if row.get("wait_code") != stop.code:
+                fields = {"wait_code": stop.code, **({"due_at": stop.due_at} if stop.due_at else {})}
+                self._ledger.move(row, Outcome.WAIT, reason=stop.reason, fields=fields)
+            raise JobDeferredError(stop.again_s, stop.reason)
         self._ledger.move(row, Outcome.HOLD, reason=stop.reason, fields={"hold_code": stop.code})
         metrics.add_metric(name="CreditHeld", unit="Count", value=1)
         logger.warning("credit held", ledger=row["ledger_id"], code=stop.code, reason=stop.reason)
@@ -409,6 +449,32 @@ class CreditService:
 
 
 # -- rows ---------------------------------------------------------------------------------------------------------
+
+
+def follow_up(
+    row: Mapping[str, Any],
+    *,
+    ledger: Ledger,
+    enqueue_report: ReportEnqueuer | None,
+    enqueue_credit: CreditEnqueuer | None,
+) -> None:
+    """What an issued credit sets going (by a worker or marked by an operator): a claim's credit is reported to
+    Order Protection; a return's credit lets its bonus go onto the card it landed on."""
+    kind = row.get("kind")
+    if kind == "claim_credit" and row.get("report_state") != "REPORTED" and enqueue_report is not None:
+        enqueue_report({"store_id": row["store_id"], "pk": row["PK"], "sk": row["SK"]})
+    if kind != "return_credit" or enqueue_credit is None:
+        return
+    bonus = ledger.get(row["PK"], "LEDGER#bonus")
+    if bonus is None:
+        return
+    if bonus["state"] == State.HELD and bonus.get("hold_code") == "credit_not_issued":
+        try:
+            bonus = ledger.move(bonus, Outcome.REPAIR, reason="re-driven: its credit was issued")
+        except LostRaceError:
+            return  # someone else moved it; whoever did sends it
+    if bonus["state"] == State.QUEUED:
+        enqueue_credit(CreditJob(store_id=row["store_id"], pk=bonus["PK"], sk=bonus["SK"]))
 
 
 def is_store_credit(resolution: Mapping[str, Any]) -> bool:
@@ -473,6 +539,8 @@ def _credit(row: Mapping[str, Any], info: StoreInfo) -> Credit:
         shop_domain=info.profile.get("shop_domain", ""),
         operation=row.get("operation"),
         card_id=row.get("card_id"),
+        return_id=row.get("return_id"),
+        onto_card_id=row.get("onto_card_id"),
     )
 
 

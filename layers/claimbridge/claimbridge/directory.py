@@ -34,6 +34,7 @@ class Integration:
     secrets: dict[str, Any]
     valid: bool
     reason: str
+    created_at: str = ""  # when it was first configured
 
 
 class StoreDirectory:
@@ -82,6 +83,7 @@ class StoreDirectory:
             secrets=self._open(item["secrets"], store_id=store_id, purpose=f"integration:{name}"),
             valid=item.get("status", "valid") != "invalid",
             reason=item.get("status_reason") or "",
+            created_at=str(item.get("created_at") or ""),
         )
 
     def mark_invalid(self, store_id: str, name: str, reason: str) -> None:

@@ -21,11 +21,15 @@ else has); every row carries ``store_state``/``state_since`` (the ``StateIndex``
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from claimbridge.crypto import mask_secret
+from claimbridge.money import wire_text
 from claimbridge.store import ConditionFailedError, Store, due_shard, now_iso
 
 
@@ -238,3 +242,25 @@ class Ledger:
             "StateIndex", "store_state", f"{store_id}#{state.value}", limit=limit, after=after
         )
         return rows, cursor
+
+
+def public_ledger_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as the API shows it: the card's code masked, never whole; money in its currency's digits."""
+    hidden = (
+        *("PK", "SK", "GSI1PK", "GSI1SK", "lease_until", "late_answer"),
+        *("card_code", "card_code_sealed", "card_code_masked"),
+    )
+    row = {k: v for k, v in item.items() if k not in hidden}
+    masked = card_code_masked(item)
+    if masked:
+        row["card_code"] = masked
+    with contextlib.suppress(KeyError, ArithmeticError):
+        row["amount"] = wire_text(Decimal(str(item["amount"])), str(item["currency"]))
+    return row
+
+
+def card_code_masked(item: dict[str, Any]) -> str | None:
+    """The masked code, also for a row written before codes were sealed (its plain code is never shown)."""
+    if item.get("card_code_masked"):
+        return str(item["card_code_masked"])
+    return mask_secret(str(item["card_code"])) if item.get("card_code") else None

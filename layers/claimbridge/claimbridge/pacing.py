@@ -88,3 +88,14 @@ class LocalPacer:
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+
+
+class PacerChain:
+    """Several limits on one account's calls (PostCo: per key and per shop): a slot from each, in turn."""
+
+    def __init__(self, *pacers: TablePacer | LocalPacer) -> None:
+        self._pacers = pacers
+
+    def acquire(self) -> None:
+        for pacer in self._pacers:
+            pacer.acquire()

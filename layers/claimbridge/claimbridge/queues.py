@@ -28,7 +28,7 @@ COUNTS = {
 
 @dataclass(frozen=True)
 class JobQueue:
-    name: str  # richpanel | credit | order_protection
+    name: str  # richpanel | credit | order_protection | postco
     url: str
     dlq_url: str
 

@@ -46,7 +46,7 @@ def job_queues(settings: Any) -> list[JobQueue]:
 
     return [
         JobQueue(name, getattr(settings, f"{name}_queue_url") or "", getattr(settings, f"{name}_dlq_url") or "")
-        for name in ("richpanel", "credit", "order_protection")
+        for name in ("richpanel", "credit", "order_protection", "postco")
     ]
 
 
@@ -85,3 +85,10 @@ def reconcile_message(settings: Any, store_id: str, claim_id: str) -> dict[str, 
             "topic": {"DataType": "String", "StringValue": "claim.reconcile"},
         },
     }
+
+
+def sync_message(settings: Any, store_id: str, reason: str) -> dict[str, Any]:
+    """The PostCo queue's message that runs one store's returns sync (``reason``: schedule, admin, repaired)."""
+    import json
+
+    return {"QueueUrl": settings.postco_queue_url, "MessageBody": json.dumps({"store_id": store_id, "reason": reason})}

@@ -13,7 +13,7 @@ import html
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,8 +21,9 @@ from urllib.parse import quote, urlencode
 from claimbridge.bounds import is_email, is_store_id
 from claimbridge.clients.http import IntegrationError
 from claimbridge.clients.rivo import RivoClient
-from claimbridge.crypto import customer_key, mask_secret, sign_widget
+from claimbridge.crypto import customer_key, sign_widget
 from claimbridge.directory import Integration, StoreDirectory
+from claimbridge.ledger import card_code_masked
 from claimbridge.models.webhooks import CLAIM_TYPES
 from claimbridge.observability import logger
 from claimbridge.store import Store, customer_pk
@@ -50,6 +51,9 @@ class WidgetAuthError(Exception):
     """The request is not signed as it must be: 401 with this plain reason and no data."""
 
 
+RETURN_PARTS = {"return_credit": "store credit", "return_bonus": "bonus"}
+
+
 @dataclass(frozen=True)
 class WidgetView:
     store_name: str
@@ -57,6 +61,7 @@ class WidgetView:
     orders: list[dict[str, Any]]
     claims: list[dict[str, Any]]
     loyalty: dict[str, Any] | None = None  # None: the store has no Rivo
+    returns: list[dict[str, Any]] = field(default_factory=list)  # PostCo returns credited as store credit
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +69,7 @@ class WidgetView:
             "customer_email": self.customer_email,
             "orders": self.orders,
             "claims": self.claims,
+            "returns": self.returns,
             "loyalty": self.loyalty,
         }
 
@@ -109,13 +115,20 @@ class WidgetService:
         index = customer_pk(store_id, customer_key(info.customer_hash_key, email))
         items = self._store.query_customer(index)
         credit_rows: dict[str, list[dict[str, Any]]] = {}
+        returns: dict[str, dict[str, Any]] = {}
         for item in items:
             if item["GSI1SK"].startswith("CREDIT#") and item.get("claim_id"):
                 credit_rows.setdefault(item["claim_id"], []).append(_credit(item))
+            elif item["GSI1SK"].startswith("CREDIT#") and item.get("return_id"):
+                credited = returns.setdefault(
+                    item["return_id"],
+                    {"return_id": item["return_id"], "order_number": item.get("order_number"), "credits": []},
+                )
+                credited["credits"].append({"kind": RETURN_PARTS.get(item["kind"], item["kind"]), **_credit(item)})
         orders = [_order(i) for i in items if i["GSI1SK"].startswith("ORDER#")]
         claims = [self._claim(i, credit_rows.get(i["claim_id"], [])) for i in items if i["GSI1SK"].startswith("CLAIM#")]
         loyalty = self._loyalty_of(store_id, email, rivo)
-        return WidgetView(info.profile.get("name", store_id), email, orders, claims, loyalty)
+        return WidgetView(info.profile.get("name", store_id), email, orders, claims, loyalty, list(returns.values()))
 
     def _loyalty_of(self, store_id: str, email: str, integration: Integration | None) -> dict[str, Any] | None:
         """Points, credits and VIP tier from Rivo: short timeout, cached; a slow or failing Rivo becomes a note."""
@@ -224,6 +237,16 @@ def _when(iso: Any) -> str:
     return f"{found.group(1)} {found.group(2)} UTC" if found else text
 
 
+def _credit_line(label: str, credit: dict[str, Any]) -> str:
+    e = html.escape
+    detail = f" · code {e(credit['code'])}" if credit["code"] else ""
+    why = f" · {e(credit['reason'])}" if credit["reason"] and credit["state"] != "ISSUED" else ""
+    return (
+        f"<div>{e(label)}: {e(str(credit['state']).lower())} {e(str(credit['amount']))} "
+        f"{e(str(credit['currency']))}{detail}{why}</div>"
+    )
+
+
 def render_html(view: WidgetView) -> str:
     """Server-rendered, no script, no external asset, every value escaped; readable at ~350 px."""
     e = html.escape
@@ -248,7 +271,7 @@ def render_html(view: WidgetView) -> str:
         )
     elif loyalty is not None:
         parts.append("<p class=muted>Not a loyalty member.</p>")
-    if not view.orders and not view.claims:
+    if not view.orders and not view.claims and not view.returns:
         parts.append("<p class=muted>This customer has no orders or claims with Order Protection yet.</p>")
     if view.claims:
         parts.append(f"<h2>Claims ({len(view.claims)})</h2>")
@@ -269,18 +292,21 @@ def render_html(view: WidgetView) -> str:
                     f" {e(resolution['amount'])} {e(str(resolution['currency'] or ''))}" if resolution["amount"] else ""
                 )
                 parts.append(f"<div>Resolution: {e(str(resolution['type']))}{amount}</div>")
-            for credit in claim["credits"]:
-                detail = f" · code {e(credit['code'])}" if credit["code"] else ""
-                why = f" · {e(credit['reason'])}" if credit["reason"] and credit["state"] != "ISSUED" else ""
-                parts.append(
-                    f"<div>Credit: {e(str(credit['state']).lower())} {e(str(credit['amount']))} "
-                    f"{e(str(credit['currency']))}{detail}{why}</div>"
-                )
+            parts.extend(_credit_line("Credit", credit) for credit in claim["credits"])
             parts.append(
                 f"<a href='{e(claim['dashboard_url'])}' target=_blank rel=noopener>Open in Order Protection</a>"
             )
             if claim.get("ticket_id"):
                 parts.append(f" · <span class=muted>ticket {e(str(claim['ticket_id']))}</span>")
+            parts.append("</div>")
+    if view.returns:
+        parts.append(f"<h2>Return credits ({len(view.returns)})</h2>")
+        for credited in view.returns:
+            parts.append(
+                f"<div class=card><b>Return #{e(str(credited['return_id']))}</b> · "
+                f"order #{e(str(credited['order_number'] or '?'))}"
+            )
+            parts.extend(_credit_line(credit["kind"].capitalize(), credit) for credit in credited["credits"])
             parts.append("</div>")
     if view.orders:
         parts.append(f"<h2>Orders ({len(view.orders)})</h2>")
@@ -293,10 +319,3 @@ def render_html(view: WidgetView) -> str:
             )
     parts.append("</body></html>")
     return "".join(parts)
-
-
-def card_code_masked(item: dict[str, Any]) -> str | None:
-    """The masked code, also for a row written before codes were sealed (its plain code is never shown)."""
-    if item.get("card_code_masked"):
-        return str(item["card_code_masked"])
-    return mask_secret(str(item["card_code"])) if item.get("card_code") else None

@@ -7,11 +7,21 @@ stored value, and reads show only the masked form. See shared/DESIGN.md "Public 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Optional
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, create_model, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
 
 from claimbridge.models.fields import Email
 
@@ -27,6 +37,7 @@ RichpanelChannel = Literal[
     "facebook_feed_comment",
 ]
 
+MAX_BACKFILL_DAYS = 365
 Money = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 
 
@@ -136,6 +147,21 @@ class PostcoSettings(IntegrationSettings):
 
     api_key: SecretStr | None = None
     bonus: PostcoBonus | None = None
+    # Returns submitted since this moment are credited too; without it, only those submitted after PostCo was
+    # configured (history is never credited unasked).
+    backfill_since: AwareDatetime | None = None
+
+    @field_validator("backfill_since")
+    @classmethod
+    def _backfill_window(cls, since: datetime | None) -> datetime | None:
+        if since is None:
+            return None
+        now = datetime.now(UTC)
+        if since > now + timedelta(minutes=5):
+            raise ValueError("must not be in the future")
+        if since < now - timedelta(days=MAX_BACKFILL_DAYS):
+            raise ValueError(f"must be within the last {MAX_BACKFILL_DAYS} days")
+        return since.astimezone(UTC)
 
     @field_validator("api_key")
     @classmethod

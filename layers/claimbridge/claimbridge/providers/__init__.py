@@ -21,7 +21,7 @@ class Credit:
     """A ledger row as a provider reads it."""
 
     ledger_id: str
-    kind: str  # claim_credit | bonus_credit
+    kind: str  # claim_credit | bonus_credit | return_credit | return_bonus
     amount: Decimal
     currency: str
     customer_email: str
@@ -35,6 +35,8 @@ class Credit:
     shop_domain: str
     operation: str | None = None  # what the plan chose: issue | top_up
     card_id: str | None = None  # the card the plan chose to top up
+    return_id: str | None = None  # a PostCo return's id (return_credit, return_bonus)
+    onto_card_id: str | None = None  # the card this credit must go onto (a return's bonus: its credit's card)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Applied:
     code: str | None
     balance: Decimal | None
     expires_on: str | None
+    notified: str | None = None  # how the partner told the customer: "email", or "none" (and why)
 
 
 @dataclass(frozen=True)

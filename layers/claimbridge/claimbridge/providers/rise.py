@@ -32,6 +32,8 @@ class RiseProvider:
         return build
 
     def plan(self, credit: Credit) -> Plan:
+        if credit.onto_card_id:  # a return's bonus: onto the card its credit landed on
+            return Plan("top_up", {"operation": "top_up", "card_id": credit.onto_card_id})
         card = self._card(credit)
         if card is None:
             return Plan("issue", {"operation": "issue"})
@@ -45,6 +47,7 @@ class RiseProvider:
                 amount=credit.amount,
                 order_id=credit.order_id or credit.order_number or "",
             )
+            notified = "none: Rise's top-up call carries no e-mail (the merchant's Rise flows may send one)"
         else:
             card = self._client.issue_gift_card(
                 shop_url=credit.shop_domain,
@@ -55,7 +58,10 @@ class RiseProvider:
                 subject=_subject(credit),
                 body=_email_body(credit),
             )
-        return Applied(card_id=card.id or "", code=card.code, balance=card.balance, expires_on=card.expires_on)
+            notified = "email: Rise e-mailed the card to the customer (email_details of the issue call)"
+        return Applied(
+            card_id=card.id or "", code=card.code, balance=card.balance, expires_on=card.expires_on, notified=notified
+        )
 
     def find(self, credit: Credit) -> Evidence:
         seen: dict[str, Any] = {"looked_at": now_iso(), "why_not_settled": "Rise has no read that names a credit"}
@@ -78,16 +84,26 @@ class RiseProvider:
         return self._client.customer_card(shop_url=credit.shop_domain, customer_id=credit.customer_id)
 
 
+def _order(credit: Credit) -> str:
+    """The order's number as a shopper knows it, without the ``#`` that PostCo's ``order_name`` carries."""
+    return str(credit.order_number or credit.order_id or "").lstrip("#")
+
+
 def _subject(credit: Credit) -> str:
-    if credit.kind == "bonus_credit":
-        return f"Bonus Store Credit for Order #{credit.order_number}"
+    if credit.kind in ("bonus_credit", "return_bonus"):
+        return f"Bonus Store Credit for Order #{_order(credit)}"
+    if credit.kind == "return_credit":
+        return f"Store Credit for Your Return of Order #{_order(credit)}"
     return f"Gift Card for Claim #{credit.claim_id}"
 
 
 def _note(credit: Credit) -> str:
     # The ledger id names this credit on Rise's side, for whoever reconciles by hand in Rise's dashboard.
     if credit.kind == "bonus_credit":
-        what = f"Bonus store credit ({credit.reason}) for order #{credit.order_number}"
+        what = f"Bonus store credit ({credit.reason}) for order #{_order(credit)}"
+    elif credit.kind in ("return_credit", "return_bonus"):
+        part = "Bonus for" if credit.kind == "return_bonus" else "Store credit for"
+        what = f"{part} PostCo return #{credit.return_id} of order #{_order(credit)}"
     else:
         what = f"Order Protection claim #{credit.claim_id} for order #{credit.order_number or credit.order_id}"
     return f"{what} [{credit.ledger_id}]"
@@ -95,7 +111,11 @@ def _note(credit: Credit) -> str:
 
 def _email_body(credit: Credit) -> str:
     store = credit.store_name or "our store"
-    what = "as bonus store credit" if credit.kind == "bonus_credit" else f"to resolve your claim #{credit.claim_id}"
+    what = {
+        "bonus_credit": "as bonus store credit",
+        "return_bonus": "as bonus store credit for your return",
+        "return_credit": "as store credit for your return",
+    }.get(credit.kind, f"to resolve your claim #{credit.claim_id}")
     return (
         f"Hi {credit.customer_name or 'there'}, you have received {wire_text(credit.amount, credit.currency)} "
         f"{credit.currency} {what} (order #{credit.order_number or credit.order_id}). Use your gift card code at "
