@@ -90,8 +90,10 @@ def test_postco_returns_seeded_in_the_sandbox_become_a_credit_and_a_bonus_in_ris
 
     def rise_calls() -> list[dict]:
         calls = requests.get(f"{rise}/__sandbox/calls?path=/v2/gift-cards/", timeout=5).json()["calls"]
-        made = [c for c in calls if c.get("status") == 200 and c["method"] in ("POST", "PUT")]
-        return made if len(made) >= 2 else []
+        ours = [
+            c for c in calls if c.get("status") == 200 and ("postco:70001" in c["body"] or "gid-70001" in c["body"])
+        ]
+        return ours if len(ours) >= 2 else []
 
     issue, top_up = wait_for(rise_calls, timeout=60)
     view = wait_for(

@@ -46,7 +46,7 @@ def test_the_operator_views_answer_over_http(running):
     queues = running.admin("GET", "/internal/queues")
 
     assert held.status_code == 200 and held.json() == {"rows": [], "next_cursor": None}
-    assert sorted(q["name"] for q in queues.json()["queues"]) == ["credit", "order_protection", "richpanel"]
+    assert sorted(q["name"] for q in queues.json()["queues"]) == ["credit", "order_protection", "postco", "richpanel"]
 
 
 def test_the_admin_api_over_http_saves_reads_and_refuses(running):
