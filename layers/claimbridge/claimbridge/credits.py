@@ -393,9 +393,17 @@ class CreditService:
                 f"the return is {what} now, not resolved as store credit; not credited, no call made "
                 "(queued again if it qualifies again)",
             ), {}
+        credit = row if row["kind"] == "return_credit" else self._ledger.get(row["PK"], "LEDGER#credit")
+        refund = _amount_or_none(seen.get("refund_amount"))
+        if credit is not None and refund is not None and refund != Decimal(str(credit["amount"])):
+            return Stop(
+                Outcome.HOLD,
+                "return_changed",
+                f"the return's refund is {refund} now, its credit {credit['amount']}; held for an operator, no call "
+                "made (queued again if the refund comes back to that amount)",
+            ), {}
         if row["kind"] != "return_bonus":
             return None, {}
-        credit = self._ledger.get(row["PK"], "LEDGER#credit")
         state = credit["state"] if credit else None
         if credit is not None and state == State.ISSUED and credit.get("card_id"):
             return None, {"onto_card_id": credit["card_id"]}
@@ -460,6 +468,8 @@ def follow_up(
 ) -> None:
     """What an issued credit sets going (by a worker or marked by an operator): a claim's credit is reported to
     Order Protection; a return's credit lets its bonus go onto the card it landed on."""
+    if row.get("state") != State.ISSUED:
+        return  # a late answer recorded beside a row another worker settled otherwise sets nothing going
     kind = row.get("kind")
     if kind == "claim_credit" and row.get("report_state") != "REPORTED" and enqueue_report is not None:
         enqueue_report({"store_id": row["store_id"], "pk": row["PK"], "sk": row["SK"]})
@@ -542,6 +552,10 @@ def _credit(row: Mapping[str, Any], info: StoreInfo) -> Credit:
         return_id=row.get("return_id"),
         onto_card_id=row.get("onto_card_id"),
     )
+
+
+def _amount_or_none(value: Any) -> Decimal | None:
+    return Decimal(str(value)) if value not in (None, "") and _is_number(value) else None
 
 
 def _is_number(value: Any) -> bool:

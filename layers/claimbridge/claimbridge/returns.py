@@ -46,10 +46,13 @@ from claimbridge.store import ConditionFailedError, Store, customer_pk, iso_at, 
 SYNC_SK = "SYNC#postco"
 OVERLAP_S = 15 * 60  # a return dated up to this long before the checkpoint is still looked at
 LEASE_S = 150  # longer than the sync function's timeout: a live run is never joined by a second one
-STOP_MARGIN_S = 20  # a run stops paging (and saves its place) with this much of the function's time left
+STOP_MARGIN_S = 40  # a run stops paging (and saves its place) with this much of the function's time left:
+# more than one page's worst case (two pacer waits of 10 s, a 13 s call, a hundred returns' writes)
 MAX_REVISIT_PAGES = 5  # pages past the new returns, for the watched ones further down
 MAX_REVISIT_READS = 10  # watched returns read one by one per run (PostCo allows 100 requests a minute)
-WATCH_LIMIT = 1000  # watched returns read per run
+WATCH_LIMIT = 1000  # watched returns read per run, the least recently checked first
+WATCH_DAYS = 90  # an open return older than this is no longer watched (said on its timeline)
+FUTURE_SKEW_S = 300  # a return dated further ahead than this does not move the checkpoint past now
 
 PostcoFactory = Callable[[StoreInfo, Integration], PostcoClient]
 CreditEnqueuer = Callable[[CreditJob], None]
@@ -159,9 +162,10 @@ class ReturnSync:
         try:
             client = self._postco(info, integration)
             work = self._plan(state, info, integration)
-            self._new_returns(client, work, state, run, time_left or (lambda: float("inf")))
+            clock_left = time_left or (lambda: float("inf"))
+            self._new_returns(client, work, state, run, clock_left)
             if run.outcome == "running":
-                self._revisit(client, work, run)
+                self._revisit(client, work, run, clock_left)
                 run.outcome = "done"
         except AuthError as error:
             reason_text = f"PostCo refused the key during a sync: {error}"
@@ -171,6 +175,9 @@ class ReturnSync:
             run.outcome, run.detail, run.error = "failed", str(error), error
         except JobDeferredError as deferred:  # PostCo's pacer has no slot soon: the run continues later
             run.outcome, run.detail, run.again_s = "partial", str(deferred), deferred.delay_s
+        except Exception as error:  # a bug or AWS failing: recorded as such, and raised for the runner
+            run.outcome, run.detail = "failed", f"{type(error).__name__}: {str(error)[:200]}"
+            raise
         finally:
             self._release(store_id, owner, run)
         self._count(run)
@@ -218,6 +225,7 @@ class ReturnSync:
         if resume and resume.get("target") == _iso(work.target):  # the same run, stopped: go on from there
             cursor = resume.get("cursor")
             work.newest = _when(resume.get("newest"))
+        resumed = cursor
         while True:
             if time_left() < STOP_MARGIN_S:
                 run.outcome, run.detail, run.again_s = "partial", "the function's time ran short; resumes here", 1.0
@@ -225,16 +233,18 @@ class ReturnSync:
             try:
                 page = client.list_returns(cursor=cursor)
             except IntegrationStatusError as error:
-                if not cursor or error.status != 400:
-                    raise
+                if error.status != 400 or cursor is None or cursor != resumed:
+                    raise  # only a cursor saved by an earlier run may have expired; anything else is a failure
                 logger.warning("PostCo refused a saved cursor; paging again from the newest", error=str(error))
-                cursor = None
+                cursor = resumed = None
                 continue
             run.pages += 1
             for order in page.data:
                 self._see(order, work, run, create=True)
             cursor = page.next_cursor
-            reached = work.oldest is not None and work.oldest < work.target
+            # Down to the target once a whole page is older than it (one return dated back does not end the run)
+            dated = [when for order in page.data if (when := _when(order.submitted_at)) is not None]
+            reached = bool(dated) and max(dated) < work.target
             if reached or not page.has_more or not cursor:
                 self._checkpoint(work, run)
                 work.cursor = cursor if page.has_more else None
@@ -245,7 +255,11 @@ class ReturnSync:
             )
 
     def _checkpoint(self, work: _Pass, run: SyncRun) -> None:
-        checkpoint = max(filter(None, [work.newest, work.floor, work.previous]))
+        newest = work.newest
+        ahead = datetime.fromtimestamp(self._clock() + FUTURE_SKEW_S, UTC)
+        if newest is not None and newest > ahead:  # a return dated in the future must not hide the ones after it
+            newest = ahead
+        checkpoint = max(filter(None, [newest, work.floor, work.previous]))
         run.checkpoint = _iso(checkpoint)
         fields: dict[str, Any] = {"checkpoint": run.checkpoint, "floor": _iso(work.floor), "resume": None}
         if work.settings.get("backfill_since"):
@@ -254,11 +268,11 @@ class ReturnSync:
 
     # -- phase 2: the watched returns (seen open), further down or one by one -----------------------------------
 
-    def _revisit(self, client: PostcoClient, work: _Pass, run: SyncRun) -> None:
+    def _revisit(self, client: PostcoClient, work: _Pass, run: SyncRun, time_left: Callable[[], float]) -> None:
         pending = {rid: item for rid, item in work.watched.items() if rid not in work.seen_ids}
         cursor = work.cursor
         pages = 0
-        while cursor and pending and pages < MAX_REVISIT_PAGES:
+        while cursor and pending and pages < MAX_REVISIT_PAGES and time_left() > STOP_MARGIN_S:
             deepest = min((_when(item.get("submitted_at")) for item in pending.values()), default=None, key=_sort_key)
             if deepest is None or (work.oldest is not None and deepest >= work.oldest):
                 break
@@ -272,6 +286,8 @@ class ReturnSync:
             cursor = page.next_cursor if page.has_more else None
         by_age = sorted(pending.values(), key=lambda item: str(item.get("last_checked_at", "")))
         for item in by_age[:MAX_REVISIT_READS]:
+            if time_left() < STOP_MARGIN_S:
+                break  # the next run reads the rest (the least recently checked first)
             try:
                 order = client.get_return(int(item["return_id"]))
             except IntegrationStatusError as error:
@@ -350,8 +366,8 @@ class ReturnSync:
         if item.get("credit_ledger_id"):
             credit = self._ledger.get(item["PK"], "LEDGER#credit")
             state = credit["state"] if credit else "missing"
-            if credit is not None and state == State.ISSUED:
-                note += "; its credit was already issued: nothing is reversed, an operator decides"
+            if credit is not None and state in (State.ISSUED, State.PENDING, State.UNKNOWN):
+                note += f"; its credit was already {state.lower()}: nothing is reversed, an operator decides"
                 metrics.add_metric(name="ReturnChangedAfterCredit", unit="Count", value=1)
                 logger.warning("return changed after its credit", store_id=store_id, return_id=item["return_id"])
                 self._ledger.note_conflict(credit, note)
@@ -392,7 +408,8 @@ class ReturnSync:
         except MoneyError:
             refund = None  # the credit row is held for its amount; no bonus is worked out from it
         bonus = bonus_amount(work.settings.get("bonus"), refund, currency) if refund is not None else None
-        if bonus is not None:
+        # Only with its credit: never for a return marked done (a change after its credit, a bonus turned on later)
+        if bonus is not None and (created or not item.get("credit_ledger_id")):
             rule = work.settings["bonus"]
             row = new_row(
                 info,
@@ -408,6 +425,7 @@ class ReturnSync:
             if bonus_created:
                 self._timeline(info.store_id, str(order.id), f"bonus {bonus} {currency} ({row['bonus_rule']}) queued")
         queued = self._send(info.store_id, credit)
+        self._release_bonus(pk, credit)
         # Marked last: a crash before this leaves the return to be done again by the next run (idempotently).
         item.update(self._store.set_fields(pk, "RETURN", {"credit_ledger_id": credit["ledger_id"]}))
         return queued
@@ -424,6 +442,19 @@ class ReturnSync:
         self._enqueue_credit(CreditJob(store_id=store_id, pk=credit["PK"], sk=credit["SK"]))
         return 1
 
+    def _release_bonus(self, pk: str, credit: dict[str, Any]) -> None:
+        """A bonus held while its return did not qualify goes again: now if its credit is issued, else after it."""
+        bonus = self._ledger.get(pk, "LEDGER#bonus")
+        if bonus is None or bonus["state"] != State.HELD or bonus.get("hold_code") != "return_changed":
+            return
+        try:
+            bonus = self._ledger.move(bonus, Outcome.REPAIR, reason="the return qualifies again")
+        except LostRaceError:
+            return
+        current = self._ledger.get(pk, "LEDGER#credit") or credit
+        if current["state"] == State.ISSUED:
+            self._enqueue_credit(CreditJob(store_id=bonus["store_id"], pk=pk, sk=bonus["SK"]))
+
     def _customer_id(self, info: StoreInfo, email: str | None) -> str | None:
         """The customer's Shopify id, when an order or claim of theirs told us (Rise finds a loyalty card by it)."""
         if not email:
@@ -438,6 +469,17 @@ class ReturnSync:
     def _watch(self, store_id: str, order: ReturnOrder, item: dict[str, Any]) -> None:
         """Open returns are watched (they resolve later), and qualifying ones until their credit is settled."""
         watch = order.is_open
+        submitted = _when(item.get("submitted_at"))
+        if (
+            watch
+            and submitted is not None
+            and submitted < datetime.fromtimestamp(self._clock(), UTC) - timedelta(days=WATCH_DAYS)
+        ):
+            if item.get("store_state"):
+                self._unwatch(
+                    store_id, str(item["return_id"]), note=f"still open after {WATCH_DAYS} days: no longer watched"
+                )
+            return
         if order.qualifies:
             credit = self._ledger.get(item["PK"], "LEDGER#credit")
             watch = credit is not None and credit["state"] not in (State.ISSUED, State.CANCELLED)
@@ -448,7 +490,7 @@ class ReturnSync:
                 "RETURN",
                 {
                     "store_state": watch_key(store_id),
-                    "state_since": f"{item.get('submitted_at') or ''}#{item['return_id']}",
+                    "state_since": f"{now}#{item['return_id']}",  # read back least recently checked first
                     "last_checked_at": now,
                 },
             )
