@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from local.sandbox.core import Partner, RateLimiter, Reply, Request
+from local.sandbox.rivo import Rivo
 
 RICHPANEL_CHANNELS = {
     "email",
@@ -270,36 +271,6 @@ PARTNERS: dict[str, type[Partner]] = {
 }
 
 
-class Rivo(Partner):
-    """Rivo's merchant API: raw key in ``Authorization``; 15 requests per second per key; JSON:API answers."""
-
-    name = "rivo"
-
-    def setup(self) -> None:
-        self.limiter = RateLimiter(15, 1.0)
-        self.state.setdefault("customers", {})  # email -> attributes
-        self.route("GET", r"/customers/(?P<email>[^/]+)", self.customer)
-
-    def account(self, request: Request) -> str | None:
-        return request.headers.get("authorization")
-
-    def authenticate(self, request: Request) -> Reply | None:
-        key = request.headers.get("authorization", "")
-        if not key or key.startswith(("Bearer ", "revoked")):
-            return Reply(401, {"errors": [{"title": "Unauthorized"}]})
-        return None
-
-    def customer(self, request: Request, email: str) -> Reply:
-        from urllib.parse import unquote
-
-        attributes = self.state["customers"].get(unquote(email).lower())
-        if attributes is None:
-            return Reply(404, {"errors": [{"title": "Customer not found"}]})
-        return Reply(
-            200, {"data": {"id": str(attributes.get("customer_id", "")), "type": "customer", "attributes": attributes}}
-        )
-
-
 PARTNERS["rivo"] = Rivo
 
 
@@ -350,7 +321,8 @@ class Postco(Partner):
             for return_id, record in self.state["returns"].items()
             if record.get("shop") in (None, shop)
         ]
-        return sorted(found, key=lambda r: (str(r.get("submitted_at", "")), r["id"]), reverse=True)
+        # Newest first: the most recently made (by id), whatever the return's own dates say.
+        return sorted(found, key=lambda r: r["id"], reverse=True)
 
     def list_returns(self, request: Request) -> Reply:
         import base64

@@ -114,3 +114,76 @@ def test_postco_returns_seeded_in_the_sandbox_become_a_credit_and_a_bonus_in_ris
         ("postco:70001:credit", "45.00"),
     ]
     assert top_up["path"] == f"/v2/gift-cards/{next(r['card_id'] for r in view['ledger'])}"
+
+
+def test_with_rivo_as_the_credit_provider_an_approved_store_credit_is_one_points_event_reported_back(running):
+    from urllib.parse import parse_qs
+
+    rivo, order_protection = sandbox_url(running, "rivo"), sandbox_url(running, "order_protection")
+    store, secret = "e2e-rivo-store", "whsec_e2e_rivo_0123456789"
+    saved = [
+        running.admin(
+            "PUT",
+            f"/internal/stores/{store}",
+            json={
+                "name": "Rivo store",
+                "shop_domain": "e2e-rivo.myshopify.com",
+                "webhook_secrets": [secret],
+                "credit_provider": "rivo",
+            },
+        ).status_code,
+        running.admin(
+            "PUT", f"/internal/integrations/rivo/stores/{store}", json={"api_key": "rivo_e2e_0123456789"}
+        ).status_code,
+        running.admin(
+            "PUT", f"/internal/integrations/order_protection/stores/{store}", json={"api_token": "op_e2e_0123456789"}
+        ).status_code,
+    ]
+    customers = requests.get(f"{rivo}/__sandbox/state", timeout=5).json()["customers"]
+    customers["zoe@example.com"] = {"customer_id": 9901, "email": "zoe@example.com", "points_tally": 0}
+    requests.put(f"{rivo}/__sandbox/state", json={"customers": customers}, timeout=5)
+    base, headers = f"{running.url}/stores/{store}/webhooks", {"x-webhook-secret": secret}
+    created = {
+        "claim_id": "e2e-rivo-1",
+        "order_id": "e2e-order-r1",
+        "customer": {"id": "9901", "email": "zoe@example.com", "first_name": "Zoe"},
+        "order": {"number": "9901", "currency": "USD", "total": "12.00"},
+    }
+    approval = {
+        "claim_id": "e2e-rivo-1",
+        "order_id": "e2e-order-r1",
+        "resolutions": [{"type": "STORE_CREDIT", "details": {"currency": "USD", "total_refund_amount": 12.0}}],
+    }
+    answers = [
+        requests.post(
+            f"{base}/claims", json={"id": "r-1", "topic": "claim.created", "body": created}, headers=headers, timeout=10
+        ).status_code,
+        requests.post(
+            f"{base}/resolutions",
+            json={"id": "r-2", "topic": "claim.approved", "body": approval},
+            headers=headers,
+            timeout=10,
+        ).status_code,
+    ]
+
+    reported = wait_for(
+        lambda: [
+            r
+            for r in requests.get(f"{order_protection}/__sandbox/state", timeout=5).json()["resolutions"]
+            if r["claim_id"] == "e2e-rivo-1"
+        ],
+        timeout=60,
+    )
+    made = [
+        c
+        for c in requests.get(f"{rivo}/__sandbox/calls?path=/points_events", timeout=5).json()["calls"]
+        if c["method"] == "POST"
+    ]
+
+    assert saved == [201, 201, 201] and answers == [202, 202]
+    (event,) = made
+    sent = {k: v[-1] for k, v in parse_qs(event["body"]).items()}
+    assert sent["customer_identifier"] == "zoe@example.com" and sent["credits_amount"] == "12.00"
+    assert sent["internal_note"] == "claim:e2e-rivo-1:store_credit:claim_credit"
+    (report,) = reported
+    assert report["amount"] == "12.00" and report["type"] == "STORE_CREDIT"

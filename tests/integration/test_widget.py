@@ -188,17 +188,18 @@ ANN = {
     "points_tally": 150,
     "credits_tally": "25.50",
     "vip_tier": {"id": 7, "name": "Gold"},
+    "points_expire_at": "2027-03-01T00:00:00Z",
 }
 
 
-def test_with_rivo_the_widget_shows_points_credits_and_tier_fetched_with_the_raw_key(shop, sandbox):
+def test_with_rivo_the_widget_shows_tier_points_credits_and_their_expiry_fetched_with_the_raw_key(shop, sandbox):
     shop.configure("rivo", {"api_key": RIVO_KEY})
     sandbox["rivo"].seed({"customers": {"ann@example.com": ANN}})
 
     page = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com")).body.decode()
     data = get(shop, shop.store_id, signed(shop.store_id, "ann@example.com"), as_json=True).json()
 
-    assert "Loyalty: 150 points · 25.50 credits · VIP Gold" in page
+    assert "Loyalty: 150 points · 25.50 credits · VIP Gold · points expire 2027-03-01 00:00 UTC" in page
     assert data["loyalty"] == {
         "available": True,
         "member": True,
@@ -206,6 +207,7 @@ def test_with_rivo_the_widget_shows_points_credits_and_tier_fetched_with_the_raw
         "points": 150,
         "credits": "25.50",
         "vip_tier": "Gold",
+        "points_expire_at": "2027-03-01T00:00:00Z",
     }
     (call,) = sandbox["rivo"].calls("/customers/")  # the second page came from the cache
     assert call["headers"]["authorization"] == RIVO_KEY

@@ -113,7 +113,7 @@ def _kms_purposes(function: str, action: str) -> set[str]:
         ("AdminFunction", {"store", "integration:*"}, {"store", "integration:*"}),
         ("WebhookReceiverFunction", set(), set()),
         ("RichpanelWorkerFunction", {"store", "integration:richpanel", "integration:order_protection"}, set()),
-        ("CreditWorkerFunction", {"store", "integration:rise"}, {"card_code:*"}),
+        ("CreditWorkerFunction", {"store", "integration:rise", "integration:rivo"}, {"card_code:*"}),
         ("ReportWorkerFunction", {"store", "integration:order_protection"}, set()),
         ("SyncFunction", {"store", "integration:*"}, set()),
         ("WidgetFunction", {"store", "integration:rivo"}, set()),

@@ -155,6 +155,7 @@ class WidgetService:
                 "points": customer.points_tally,
                 "credits": _money(customer.credits_tally),
                 "vip_tier": customer.vip_tier,
+                "points_expire_at": customer.points_expire_at,  # when the points held now expire (Rivo's field)
             }
         self._loyalty[(store_id, email)] = (now + LOYALTY_CACHE_S, loyalty)
         return loyalty
@@ -265,9 +266,11 @@ def render_html(view: WidgetView) -> str:
         parts.append(f"<p class=muted>{e(loyalty['note'])}</p>")
     elif loyalty is not None and loyalty["member"]:
         tier = f" · VIP {e(str(loyalty['vip_tier']))}" if loyalty.get("vip_tier") else ""
+        expiry = loyalty.get("points_expire_at")
+        expires = f" · points expire {e(_when(expiry))}" if expiry and loyalty["points"] else ""
         parts.append(
             f"<p class=card>Loyalty: {e(str(loyalty['points']))} points · "
-            f"{e(str(loyalty['credits'] or '0.00'))} credits{tier}</p>"
+            f"{e(str(loyalty['credits'] or '0.00'))} credits{tier}{expires}</p>"
         )
     elif loyalty is not None:
         parts.append("<p class=muted>Not a loyalty member.</p>")
