@@ -34,6 +34,7 @@ from claimbridge.queues import QueueAdmin
 from claimbridge.returns import ReturnsAdmin
 from claimbridge.runtime import (
     aws_client,
+    credit_message,
     job_queues,
     oldest_message_age,
     reconcile_message,
@@ -63,9 +64,7 @@ def service() -> AdminService:
         ),
         directory=store_directory(),
         limits=settings.money_limits(),
-        enqueue_credit=lambda job: sqs.send_message(
-            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
-        ),
+        enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
         enqueue_report=lambda report: sqs.send_message(
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)

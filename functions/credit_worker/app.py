@@ -22,7 +22,7 @@ from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import LocalPacer, TablePacer, account_key
 from claimbridge.providers.rise import RiseProvider
 from claimbridge.providers.rivo import RivoProvider
-from claimbridge.runtime import aws_client, store_directory, table_store
+from claimbridge.runtime import aws_client, credit_message, store_directory, table_store
 
 tracer = get_tracer()
 RISE_RATE_PER_S = 2.0
@@ -83,9 +83,7 @@ def service() -> CreditService:
             QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
         ),
         # a return's bonus follows its credit: queued when the credit is issued
-        enqueue_credit=lambda job: sqs.send_message(
-            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
-        ),
+        enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
         limits=settings.money_limits(),
         customer_wait_s=float(settings.credit_customer_wait_s),

@@ -25,7 +25,14 @@ from claimbridge.models.returns import SyncJob
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import PacerChain, TablePacer, account_key
 from claimbridge.returns import ReturnSync
-from claimbridge.runtime import aws_client, reconcile_message, store_directory, sync_message, table_store
+from claimbridge.runtime import (
+    aws_client,
+    credit_message,
+    reconcile_message,
+    store_directory,
+    sync_message,
+    table_store,
+)
 from claimbridge.sweeper import Sweeper
 
 tracer = get_tracer()
@@ -59,9 +66,7 @@ def sweeper() -> Sweeper:
 
     return Sweeper(
         store=table_store(),
-        enqueue_credit=lambda job: sqs.send_message(
-            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
-        ),
+        enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         enqueue_event=enqueue_event,
         enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
     )
@@ -76,9 +81,7 @@ def health() -> IntegrationHealth:
         secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
         richpanel=lambda key: RichpanelClient(api_key=key, base_url=settings.richpanel_api_base_url),
         directory=store_directory(),
-        enqueue_credit=lambda job: sqs.send_message(
-            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
-        ),
+        enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
         enqueue_sync=lambda store_id, reason: sqs.send_message(**sync_message(settings, store_id, reason)),
     )
@@ -126,9 +129,7 @@ def return_sync() -> ReturnSync:
         store=store,
         directory=store_directory(),
         postco=postco,
-        enqueue_credit=lambda job: sqs.send_message(
-            QueueUrl=settings.credit_queue_url, MessageBody=job.model_dump_json()
-        ),
+        enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
     )
 
 

@@ -473,18 +473,23 @@ def follow_up(
     kind = row.get("kind")
     if kind == "claim_credit" and row.get("report_state") != "REPORTED" and enqueue_report is not None:
         enqueue_report({"store_id": row["store_id"], "pk": row["PK"], "sk": row["SK"]})
-    if kind != "return_credit" or enqueue_credit is None:
-        return
-    bonus = ledger.get(row["PK"], "LEDGER#bonus")
+    if kind == "return_credit" and enqueue_credit is not None:
+        release_bonus(row, ledger=ledger, enqueue_credit=enqueue_credit, lifting="credit_not_issued")
+
+
+def release_bonus(credit: Mapping[str, Any], *, ledger: Ledger, enqueue_credit: CreditEnqueuer, lifting: str) -> None:
+    """A return's bonus held for ``lifting`` (its credit not issued, its return changed) is queued again; it is sent
+    now when its ``credit`` is issued, else that credit's settlement sends it."""
+    bonus = ledger.get(credit["PK"], "LEDGER#bonus")
     if bonus is None:
         return
-    if bonus["state"] == State.HELD and bonus.get("hold_code") == "credit_not_issued":
+    if bonus["state"] == State.HELD and bonus.get("hold_code") == lifting:
         try:
-            bonus = ledger.move(bonus, Outcome.REPAIR, reason="re-driven: its credit was issued")
+            bonus = ledger.move(bonus, Outcome.REPAIR, reason=f"re-driven: {lifting.replace('_', ' ')} no more")
         except LostRaceError:
             return  # someone else moved it; whoever did sends it
-    if bonus["state"] == State.QUEUED:
-        enqueue_credit(CreditJob(store_id=row["store_id"], pk=bonus["PK"], sk=bonus["SK"]))
+    if bonus["state"] == State.QUEUED and credit["state"] == State.ISSUED:
+        enqueue_credit(CreditJob(store_id=credit["store_id"], pk=bonus["PK"], sk=bonus["SK"]))
 
 
 def is_store_credit(resolution: Mapping[str, Any]) -> bool:
@@ -501,8 +506,7 @@ def credit_slot(resolution: Mapping[str, Any]) -> str:
 
 
 def resolution_amount(resolution: Mapping[str, Any]) -> Decimal | None:
-    value = (resolution.get("details") or {}).get("total_refund_amount")
-    return Decimal(str(value)) if value is not None and _is_number(value) else None
+    return _amount_or_none((resolution.get("details") or {}).get("total_refund_amount"))
 
 
 def new_row(info: StoreInfo, *, pk: str, sk: str, kind: str, amount: Any, currency: str, **fields: Any) -> dict:

@@ -20,7 +20,6 @@ after its credit is recorded on its timeline and on the credit's row for an oper
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,7 +31,7 @@ from typing import Any
 from claimbridge.bounds import check_id, check_store_id
 from claimbridge.clients.http import AuthError, IntegrationError, IntegrationStatusError
 from claimbridge.clients.postco import PostcoClient, ReturnOrder
-from claimbridge.credits import new_row
+from claimbridge.credits import new_row, release_bonus
 from claimbridge.crypto import customer_key
 from claimbridge.directory import Integration, StoreDirectory, StoreInfo
 from claimbridge.errors import ConflictError, ResourceNotFoundError, UnavailableError
@@ -261,7 +260,7 @@ class ReturnSync:
             newest = ahead
         checkpoint = max(filter(None, [newest, work.floor, work.previous]))
         run.checkpoint = _iso(checkpoint)
-        fields: dict[str, Any] = {"checkpoint": run.checkpoint, "floor": _iso(work.floor), "resume": None}
+        fields: dict[str, Any] = {"checkpoint": run.checkpoint, "floor": _iso(work.floor), "resume": {}}
         if work.settings.get("backfill_since"):
             fields["backfill_done"] = work.settings["backfill_since"]
         self._save(work.info.store_id, fields)
@@ -425,7 +424,8 @@ class ReturnSync:
             if bonus_created:
                 self._timeline(info.store_id, str(order.id), f"bonus {bonus} {currency} ({row['bonus_rule']}) queued")
         queued = self._send(info.store_id, credit)
-        self._release_bonus(pk, credit)
+        current = self._ledger.get(pk, "LEDGER#credit") or credit
+        release_bonus(current, ledger=self._ledger, enqueue_credit=self._enqueue_credit, lifting="return_changed")
         # Marked last: a crash before this leaves the return to be done again by the next run (idempotently).
         item.update(self._store.set_fields(pk, "RETURN", {"credit_ledger_id": credit["ledger_id"]}))
         return queued
@@ -441,19 +441,6 @@ class ReturnSync:
             return 0
         self._enqueue_credit(CreditJob(store_id=store_id, pk=credit["PK"], sk=credit["SK"]))
         return 1
-
-    def _release_bonus(self, pk: str, credit: dict[str, Any]) -> None:
-        """A bonus held while its return did not qualify goes again: now if its credit is issued, else after it."""
-        bonus = self._ledger.get(pk, "LEDGER#bonus")
-        if bonus is None or bonus["state"] != State.HELD or bonus.get("hold_code") != "return_changed":
-            return
-        try:
-            bonus = self._ledger.move(bonus, Outcome.REPAIR, reason="the return qualifies again")
-        except LostRaceError:
-            return
-        current = self._ledger.get(pk, "LEDGER#credit") or credit
-        if current["state"] == State.ISSUED:
-            self._enqueue_credit(CreditJob(store_id=bonus["store_id"], pk=pk, sk=bonus["SK"]))
 
     def _customer_id(self, info: StoreInfo, email: str | None) -> str | None:
         """The customer's Shopify id, when an order or claim of theirs told us (Rise finds a loyalty card by it)."""
@@ -508,10 +495,7 @@ class ReturnSync:
             self._timeline(store_id, rid, note)
 
     def _timeline(self, store_id: str, rid: str, note: str) -> None:
-        at = iso_at(self._clock())
-        self._store.put(
-            {"PK": return_pk(store_id, rid), "SK": f"TL#{at}#{secrets.token_hex(4)}", "at": at, "note": note}
-        )
+        self._store.add_note(return_pk(store_id, rid), note=note, at=iso_at(self._clock()))
 
     # -- the store's sync state: a lease against a second run, and the place reached ------------------------------
 
@@ -542,20 +526,7 @@ class ReturnSync:
             logger.warning("sync lease lost before the end of the run", store_id=store_id)
 
     def _save(self, store_id: str, fields: dict[str, Any]) -> None:
-        sets = {k: v for k, v in fields.items() if v is not None}
-        removes = [k for k, v in fields.items() if v is None]
-        names = {f"#f{i}": k for i, k in enumerate([*sets, *removes])}
-        by_name = {k: n for n, k in names.items()}
-        expression = "SET " + ", ".join(f"{by_name[k]} = :v{i}" for i, k in enumerate(sets))
-        if removes:
-            expression += " REMOVE " + ", ".join(by_name[k] for k in removes)
-        self._store.update(
-            store_pk(store_id),
-            SYNC_SK,
-            expression=expression,
-            names=names,
-            values={f":v{i}": v for i, v in enumerate(sets.values())},
-        )
+        self._store.set_fields(store_pk(store_id), SYNC_SK, fields)
 
     def _ended(self, run: SyncRun, outcome: str, detail: str) -> SyncRun:
         run.outcome, run.detail, run.finished_at = outcome, detail, iso_at(self._clock())

@@ -87,6 +87,11 @@ def reconcile_message(settings: Any, store_id: str, claim_id: str) -> dict[str, 
     }
 
 
+def credit_message(settings: Any, job: Any) -> dict[str, Any]:
+    """The credit queue's message for a job that names one ledger row (``CreditJob``)."""
+    return {"QueueUrl": settings.credit_queue_url, "MessageBody": job.model_dump_json()}
+
+
 def sync_message(settings: Any, store_id: str, reason: str) -> dict[str, Any]:
     """The PostCo queue's message that runs one store's returns sync (``reason``: schedule, admin, repaired)."""
     import json

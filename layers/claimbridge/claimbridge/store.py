@@ -398,11 +398,15 @@ class Store:
         return True
 
     def add_timeline(self, store_id: str, claim_id: str, *, note: str, call: Any = None) -> None:
+        self.add_note(claim_pk(store_id, claim_id), note=note, call=call)
+
+    def add_note(self, pk: str, *, note: str, call: Any = None, at: str | None = None) -> None:
+        """A timeline entry (``TL#<when>#<random>``) in a claim's or a return's partition."""
         import secrets
 
-        at = now_iso()
+        at = at or now_iso()
         item: dict[str, Any] = {
-            "PK": claim_pk(store_id, claim_id),
+            "PK": pk,
             "SK": f"TL#{at}#{secrets.token_hex(4)}",
             "at": at,
             "note": note,

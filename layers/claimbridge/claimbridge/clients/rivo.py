@@ -8,7 +8,6 @@ and the caller decides (claimbridge.loyalty, claimbridge.providers.rivo) what a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -40,7 +39,7 @@ class RivoRecord(Lenient):
         return _attributes(body)
 
 
-class LoyaltyCustomer(RivoRecord):
+class LoyaltyCustomer(Lenient):
     id: Any = None
     customer_id: Any = None
     email: str | None = None
@@ -285,6 +284,3 @@ class _Listing(Lenient):
 
 def _path(email: str) -> str:
     return quote(email.strip().lower(), safe="@")
-
-
-RivoFactory = Callable[[str], RivoClient]

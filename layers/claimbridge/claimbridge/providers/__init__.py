@@ -39,6 +39,11 @@ class Credit:
     onto_card_id: str | None = None  # the card this credit must go onto (a return's bonus: its credit's card)
 
 
+def order_number(credit: Credit) -> str:
+    """The order's number as a shopper knows it, without the ``#`` that PostCo's ``order_name`` carries."""
+    return str(credit.order_number or credit.order_id or "").lstrip("#")
+
+
 @dataclass(frozen=True)
 class Applied:
     """What the partner answered for a credit it made."""

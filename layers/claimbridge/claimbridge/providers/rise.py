@@ -12,7 +12,7 @@ from typing import Any
 from claimbridge.clients.http import CallObserver, IntegrationError
 from claimbridge.clients.rise import GiftCard, RiseClient
 from claimbridge.money import wire_text
-from claimbridge.providers import Applied, Credit, Evidence, Plan
+from claimbridge.providers import Applied, Credit, Evidence, Plan, order_number
 from claimbridge.store import now_iso
 
 
@@ -84,26 +84,21 @@ class RiseProvider:
         return self._client.customer_card(shop_url=credit.shop_domain, customer_id=credit.customer_id)
 
 
-def _order(credit: Credit) -> str:
-    """The order's number as a shopper knows it, without the ``#`` that PostCo's ``order_name`` carries."""
-    return str(credit.order_number or credit.order_id or "").lstrip("#")
-
-
 def _subject(credit: Credit) -> str:
     if credit.kind in ("bonus_credit", "return_bonus"):
-        return f"Bonus Store Credit for Order #{_order(credit)}"
+        return f"Bonus Store Credit for Order #{order_number(credit)}"
     if credit.kind == "return_credit":
-        return f"Store Credit for Your Return of Order #{_order(credit)}"
+        return f"Store Credit for Your Return of Order #{order_number(credit)}"
     return f"Gift Card for Claim #{credit.claim_id}"
 
 
 def _note(credit: Credit) -> str:
     # The ledger id names this credit on Rise's side, for whoever reconciles by hand in Rise's dashboard.
     if credit.kind == "bonus_credit":
-        what = f"Bonus store credit ({credit.reason}) for order #{_order(credit)}"
+        what = f"Bonus store credit ({credit.reason}) for order #{order_number(credit)}"
     elif credit.kind in ("return_credit", "return_bonus"):
         part = "Bonus for" if credit.kind == "return_bonus" else "Store credit for"
-        what = f"{part} PostCo return #{credit.return_id} of order #{_order(credit)}"
+        what = f"{part} PostCo return #{credit.return_id} of order #{order_number(credit)}"
     else:
         what = f"Order Protection claim #{credit.claim_id} for order #{credit.order_number or credit.order_id}"
     return f"{what} [{credit.ledger_id}]"

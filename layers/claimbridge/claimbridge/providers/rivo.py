@@ -13,7 +13,7 @@ from typing import Any
 from claimbridge.clients.http import CallObserver, IntegrationResponseError
 from claimbridge.clients.rivo import PointsEvent, RivoClient
 from claimbridge.models.rivo import PointsEventIn
-from claimbridge.providers import Applied, Credit, Evidence, Plan
+from claimbridge.providers import Applied, Credit, Evidence, Plan, order_number
 from claimbridge.store import now_iso
 
 
@@ -75,5 +75,5 @@ def _external_note(credit: Credit) -> str:
     if credit.kind == "claim_credit":
         return f"Store credit for your Order Protection claim #{credit.claim_id}"
     if credit.kind in ("return_credit", "return_bonus"):
-        return f"Store credit for your return of order #{str(credit.order_number or '').lstrip('#')}"
+        return f"Store credit for your return of order #{order_number(credit)}"
     return f"Bonus store credit for order #{credit.order_number}"
