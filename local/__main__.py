@@ -49,6 +49,8 @@ claimbridge is running.
 Try it:
   curl -s -H 'x-api-key: {stack.admin_api_key}' {url}/internal/stores/{demo["store_id"]}
   curl -s -H 'x-api-key: {stack.admin_api_key}' {url}/internal/integrations/richpanel/stores/{demo["store_id"]}/teams
+  curl -s -H 'x-api-key: {stack.admin_api_key}' \\
+    '{url}/internal/integrations/rivo/stores/{demo["store_id"]}/actions/get_customer?customer_email=ann@example.com'
 
 Ctrl-C stops everything.""",
             flush=True,

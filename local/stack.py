@@ -232,6 +232,54 @@ class LocalStack:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _seed_demo_loyalty(self) -> None:
+        """The sandbox's Rivo with a member, rewards, an earning rule and tiers, so Rivo's actions answer something
+        (the sandbox keeps nothing across runs)."""
+        url = self.sandbox.urls.get("rivo")
+        if not url or self.partner_urls.get("rivo") != url:
+            return
+        state = {
+            "customers": {
+                "ann@example.com": {
+                    "customer_id": 7001,
+                    "email": "ann@example.com",
+                    "first_name": "Ann",
+                    "loyalty_status": "member",
+                    "points_tally": 1200,
+                    "credits_tally": "15.00",
+                    "vip_tier": {"name": "Gold"},
+                    "points_expire_at": "2027-06-30T00:00:00Z",
+                }
+            },
+            "rewards": [
+                {
+                    "id": 501,
+                    "name": "$5 off",
+                    "purchase_type": "points",
+                    "reward_type": "fixed_amount",
+                    "points_amount": 500,
+                },
+                {
+                    "id": 502,
+                    "name": "Free shipping",
+                    "purchase_type": "points",
+                    "reward_type": "free_shipping",
+                    "points_amount": 300,
+                },
+            ],
+            "earning_rules": [{"id": 601, "name": "Place an order", "points_amount": 10, "enabled": True}],
+            "vip_tiers": [
+                {"id": 701, "name": "Silver", "threshold": "100.00"},
+                {"id": 702, "name": "Gold", "threshold": "500.00"},
+            ],
+            "memberships": {
+                "ann@example.com": {"membership": {"status": "active"}, "subscription": {"interval": "month"}}
+            },
+        }
+        import requests
+
+        requests.put(url + "/__sandbox/state", json=state, timeout=10).raise_for_status()
+
     def admin(self, method: str, path: str, body: Any = None) -> ApiAnswer:
         return self.api.invoke(
             method,
@@ -242,6 +290,7 @@ class LocalStack:
 
     def create_demo_store(self, store_id: str = "demo-store") -> dict[str, str]:
         """A store with working sandbox settings for every partner; returns what a user needs to call it."""
+        self._seed_demo_loyalty()
         webhook_secret = (
             os.environ.get("CLAIMBRIDGE_DEMO_WEBHOOK_SECRET")
             or self.kept.get("demo_webhook_secret")

@@ -25,11 +25,14 @@ from claimbridge.admin import AdminService
 from claimbridge.admin_auth import AdminKeys, Caller, iam_caller, needed_scope
 from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.config import get_settings
+from claimbridge.credits import CreditService
 from claimbridge.crypto import SecretBox
 from claimbridge.errors import DomainError, problems_from_errors
-from claimbridge.models.credits import BonusCreditIn, LedgerActionIn
+from claimbridge.loyalty import RivoActions
+from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn
 from claimbridge.models.settings import INTEGRATIONS, StoreProfileIn, WidgetUrlIn, partial
 from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.providers.rivo import RivoProvider
 from claimbridge.queues import QueueAdmin
 from claimbridge.returns import ReturnsAdmin
 from claimbridge.runtime import (
@@ -38,10 +41,13 @@ from claimbridge.runtime import (
     job_queues,
     oldest_message_age,
     reconcile_message,
+    rivo_client,
     store_directory,
     sync_message,
     table_store,
 )
+
+RIVO_TIMEOUT = (3.05, 8.0)  # a write answers within the function's 25 s (API Gateway's 29 s), pacing slot included
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.configure_openapi(
@@ -84,6 +90,41 @@ def returns() -> ReturnsAdmin:
 
 
 @lru_cache(maxsize=1)
+def loyalty() -> RivoActions:
+    """Rivo's actions; their non-idempotent writes are made by the credit flow, here and then by the credit worker."""
+    settings = get_settings().require("table_name", "kms_key_id", "credit_queue_url", "order_protection_queue_url")
+    sqs = aws_client("sqs")
+
+    def enqueue_credit(job: CreditJob, delay_s: int = 0) -> None:
+        sqs.send_message(**credit_message(settings, job, delay_s))
+
+    flow = CreditService(
+        store=table_store(),
+        directory=store_directory(),
+        providers={
+            "rivo": RivoProvider.factory(
+                lambda key, observer: rivo_client(key, observer=observer, timeout=RIVO_TIMEOUT)
+            )
+        },
+        enqueue_report=lambda report: sqs.send_message(
+            QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
+        ),
+        enqueue_credit=enqueue_credit,
+        secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
+        limits=settings.money_limits(),
+    )
+    return RivoActions(
+        store=table_store(),
+        directory=store_directory(),
+        # a second at most for a pacing slot: the caller gets 429 with Retry-After rather than a slow answer
+        client_for=lambda key: rivo_client(key, timeout=RIVO_TIMEOUT, max_wait_s=1.0),
+        flow=flow,
+        enqueue_credit=enqueue_credit,
+        limits=settings.money_limits(),
+    )
+
+
+@lru_cache(maxsize=1)
 def admin_keys() -> AdminKeys:
     return AdminKeys(table_store(), bootstrap_digest=get_settings().admin_bootstrap_key_digest)
 
@@ -94,12 +135,12 @@ def queues() -> QueueAdmin:
     return QueueAdmin(sqs=aws_client("sqs"), queues=job_queues(settings), oldest_age=oldest_message_age)
 
 
-def _json(status: int, body: Any) -> Response:
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=status,
         content_type="application/json",
         body=json.dumps(body, default=_plain),
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -135,7 +176,7 @@ def _no_content() -> Response:
 @app.exception_handler(DomainError)
 def _domain_error(error: DomainError) -> Response:
     logger.info("admin request refused", status=error.status, reason=str(error))
-    return _json(error.status, error.body())
+    return _json(error.status, error.body(), error.headers())
 
 
 @app.exception_handler(RequestValidationError)
@@ -160,16 +201,19 @@ def _too_deep(error: RecursionError) -> Response:
 ANSWERS = {
     200: "done",
     201: "created",
-    202: "queued",
+    202: "queued (or, for a write made once, on its way or held for an operator: `state` and `reason` say)",
     204: "deleted",
     400: "the body is missing, not JSON or nested too deeply",
     401: "missing or wrong x-api-key (ADMIN_AUTH=KEYS), or no SigV4 signature (IAM)",
     403: "the key's scope or stores do not allow this route (KEYS), or IAM does not (IAM)",
     404: "no such store, integration, claim, ledger row or queue",
-    409: "the row's state does not allow the action, or what is saved changed meanwhile (read it again)",
+    409: "the row's state does not allow the action, what is saved changed meanwhile (read it again), the "
+    "Idempotency-Key was used for another request, or the integration's key is invalid",
     413: "the body is over API Gateway's 10 MB",
+    405: "the action is a POST (a write) or a GET (a read), not what was asked: `Allow` says which",
     415: "the body is not application/json",
-    422: "a field or path id is invalid: `errors` names each",
+    422: "a field, path id or header is invalid (`errors` names each), or the partner refused the request's content",
+    429: "the partner's rate limit for this account is in use: retry after `Retry-After` seconds; nothing was done",
     503: "a partner or queue that must be consulted is down; nothing was changed",
 }
 AUTH = (401, 403)
@@ -333,6 +377,57 @@ def post_queue_redrive(name: str):
 def list_richpanel_teams(storeId: str):
     teams = service().list_richpanel_teams(storeId)
     return _json(200, {"teams": [team.model_dump() for team in teams]})
+
+
+RIVO_ACTIONS = "/internal/integrations/rivo/stores/<storeId>/actions"
+
+
+@_route("GET", RIVO_ACTIONS, "Rivo's actions, with their JSON schemas", 200, 422, tags=["rivo"])
+def get_rivo_actions(storeId: str):
+    return _json(200, loyalty().catalogue(storeId))
+
+
+@_route(
+    "GET",
+    RIVO_ACTIONS + "/<action>",
+    "A Rivo read (its input in the query): customers, points events, redemptions, rewards, tiers, memberships",
+    200,
+    404,
+    405,
+    409,
+    422,
+    429,
+    503,
+    tags=["rivo"],
+)
+def get_rivo_action(storeId: str, action: str):
+    given = dict(app.current_event.query_string_parameters or {})
+    return _rivo_answer(loyalty().run(storeId, action, "GET", given))
+
+
+@_route(
+    "POST",
+    RIVO_ACTIONS + "/<action>",
+    "A Rivo write: points events, redemptions and points redemptions once per Idempotency-Key; a date of birth; "
+    "a membership cancelled",
+    200,
+    201,
+    202,
+    404,
+    405,
+    409,
+    429,
+    503,
+    *BODY,
+    tags=["rivo"],
+)
+def post_rivo_action(storeId: str, action: str):
+    key = app.current_event.headers.get("Idempotency-Key")  # case-insensitive (Powertools v3)
+    return _rivo_answer(loyalty().run(storeId, action, "POST", _body(), key))
+
+
+def _rivo_answer(answer: Any) -> Response:
+    return _json(answer.status, answer.body, answer.headers)
 
 
 def _integration_routes(name: str, model: type[Any]) -> None:

@@ -12,24 +12,22 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claimbridge.clients.rise import RiseClient
-from claimbridge.clients.rivo import RivoClient
 from claimbridge.config import get_settings
 from claimbridge.credits import CreditService
 from claimbridge.crypto import SecretBox
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.pacing import LocalPacer, TablePacer, account_key
+from claimbridge.pacing import LocalPacer, account_key
 from claimbridge.providers.rise import RiseProvider
 from claimbridge.providers.rivo import RivoProvider
-from claimbridge.runtime import aws_client, credit_message, store_directory, table_store
+from claimbridge.runtime import aws_client, credit_message, rivo_client, store_directory, table_store
 
 tracer = get_tracer()
 RISE_RATE_PER_S = 2.0
 QUEUE_MAX_CONCURRENCY = 2  # the template's ScalingConfig.MaximumConcurrency for this function
 RISE_INTERVAL_S = QUEUE_MAX_CONCURRENCY / RISE_RATE_PER_S * 1.1  # each execution environment's share, 10% spare
 RISE_TIMEOUT = (3.05, 10.0)
-RIVO_INTERVAL_S = 1 / 15 * 1.05  # Rivo: 15 requests a second per key, shared through the table (5% spare)
 RIVO_TIMEOUT = (3.05, 10.0)
 # A record's worst case: two paced calls (a look-up, then the credit), each within its timeout. The runner starts no
 # record with less time left than this, so a batch never outruns the function's timeout (60 s).
@@ -70,13 +68,7 @@ def service() -> CreditService:
                 )
             ),
             "rivo": RivoProvider.factory(
-                lambda key, observer: RivoClient(
-                    api_key=key,
-                    base_url=settings.rivo_api_base_url,
-                    pacer=TablePacer(table_store(), account_key("rivo", key), interval_s=RIVO_INTERVAL_S),
-                    observer=observer,
-                    timeout=RIVO_TIMEOUT,
-                )
+                lambda key, observer: rivo_client(key, observer=observer, timeout=RIVO_TIMEOUT)
             ),
         },
         enqueue_report=lambda report: sqs.send_message(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -33,8 +34,9 @@ class RunningStack:
     output: list[str]
     data_dir: Path
 
-    def admin(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        return requests.request(method, self.url + path, headers={"x-api-key": self.admin_key}, timeout=30, **kwargs)
+    def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"x-api-key": self.admin_key, **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def endpoint(self, name: str) -> str:
         found = re.search(rf"{name}\s+(http://\S+)", self.banner)

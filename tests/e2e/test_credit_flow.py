@@ -187,3 +187,19 @@ def test_with_rivo_as_the_credit_provider_an_approved_store_credit_is_one_points
     assert sent["internal_note"] == "claim:e2e-rivo-1:store_credit:claim_credit"
     (report,) = reported
     assert report["amount"] == "12.00" and report["type"] == "STORE_CREDIT"
+
+    # A helpdesk agent's goodwill through the action API, as the README's curl example does it: once per key.
+    goodwill = f"/internal/integrations/rivo/stores/{store}/actions/create_points_event"
+    body = {"customer_email": "zoe@example.com", "points_amount": 100, "external_note": "Sorry for the wait"}
+    given = [
+        running.admin("POST", goodwill, json=body, headers={"Idempotency-Key": k})
+        for k in ("e2e-goodwill-0001", "e2e-goodwill-0001")
+    ]
+    points = running.admin(
+        "GET",
+        f"/internal/integrations/rivo/stores/{store}/actions/get_customer",
+        params={"customer_email": "zoe@example.com"},
+    )
+
+    assert [a.status_code for a in given] == [201, 200] and given[1].json()["replayed"] is True
+    assert points.status_code == 200 and points.json()["data"]["points_tally"] == 100

@@ -158,6 +158,8 @@ def test_scopes_nest_and_routes_need_what_they_touch():
     assert needed_scope("GET", "/internal/admin-keys") == "full"
     assert needed_scope("POST", "/internal/stores/{storeId}/ledger/{entryId}/actions") == "full"
     assert needed_scope("POST", "/internal/queues/{name}/redrive") == "full"
+    assert needed_scope("POST", "/internal/integrations/rivo/stores/{storeId}/actions/{action}") == "full"
+    assert needed_scope("GET", "/internal/integrations/rivo/stores/{storeId}/actions/{action}") == "read"
     assert needed_scope("DELETE", "/internal/admin-keys/{name}") == "full"
     agent.check("read", "s1")
     with pytest.raises(Exception, match="scope read; this needs no_money"):

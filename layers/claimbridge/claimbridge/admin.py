@@ -436,10 +436,14 @@ class AdminService:
     def _ledger_row(self, store_id: str, entry_id: str) -> dict[str, Any]:
         check_id("entryId", entry_id, limit=300)
         parts = entry_id.split(":")
-        shapes = {"claim": 4, "bonus": 4, "postco": 3}  # claim:<claim>:<slot>:<purpose>, postco:<return>:<purpose>
+        shapes = {"claim": 4, "bonus": 4, "postco": 3, "rivo": 3}  # see claimbridge.ledger.ledger_id
         if len(parts) < 3 or shapes.get(parts[0]) != len(parts):
             raise ResourceNotFoundError(f"no ledger entry {entry_id}")
         kind, subject, *rest = parts
+        if kind == "rivo":  # rivo:<store>:<key>
+            if subject != store_id:
+                raise ResourceNotFoundError(f"no ledger entry {entry_id}")
+            subject, rest = rest[0], ["action"]
         row = self._store.get(f"STORE#{store_id}#{kind.upper()}#{subject}", "LEDGER#" + "#".join(rest))
         if row is None:
             raise ResourceNotFoundError(f"no ledger entry {entry_id}")

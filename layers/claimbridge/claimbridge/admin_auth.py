@@ -6,9 +6,9 @@ Two modes (template parameter ``AdminAuth``, the admin function's ``ADMIN_AUTH``
   audited action. What a principal may call is IAM's to say (``execute-api:Invoke`` on route ARNs).
 - ``KEYS``: named admin keys in ``x-api-key``, kept only as SHA-256 digests in the table, each limited to some stores
   (or all) and to a scope: ``read`` (every GET, and signing widget URLs), ``no_money`` (also saving integration
-  settings), ``full`` (also store profiles, bonus credits, ledger actions, queue redrives and admin keys). A bootstrap
-  key's digest (``ADMIN_BOOTSTRAP_KEY_DIGEST``) is a full key for every store: it creates the named ones. Locally
-  ``make run`` runs in this mode with its printed admin key as the bootstrap key.
+  settings), ``full`` (also store profiles, bonus credits, Rivo's write actions, ledger actions, queue redrives and
+  admin keys). A bootstrap key's digest (``ADMIN_BOOTSTRAP_KEY_DIGEST``) is a full key for every store: it creates
+  the named ones. Locally ``make run`` runs in this mode with its printed admin key as the bootstrap key.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def needed_scope(method: str, resource: str) -> Scope:
     if method == "GET" or resource.endswith("/widget-url"):
         return "read"
     if resource.endswith(("/bonus-credits", "/actions", "/redrive")) or resource == "/internal/stores/{storeId}":
+        return "full"
+    if resource.endswith("/actions/{action}"):  # Rivo's writes: points, credits, rewards, memberships
         return "full"
     return "no_money"
 

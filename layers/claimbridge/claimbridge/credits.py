@@ -25,7 +25,7 @@ from claimbridge.limits import MoneyLimits
 from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
-from claimbridge.providers import Applied, Credit, CreditProvider, ProviderFactory
+from claimbridge.providers import RIVO_ACTION_KINDS, Applied, Credit, CreditProvider, ProviderFactory
 from claimbridge.store import Store, customer_pk, iso_at, now_iso
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -242,6 +242,7 @@ class CreditService:
             "card_expires_on": applied.expires_on,
             "card_type": "top_up" if top_up else row["kind"],
             "notified": applied.notified,
+            "result": applied.record,
             "reconciled": True if outcome == Outcome.FOUND else None,
             "evidence": evidence,
         }
@@ -299,9 +300,11 @@ class CreditService:
         except MoneyError as error:
             return Stop(Outcome.HOLD, "amount", f"{error}; no call made"), {}
         cap, whose = self._limits.cap_for(profile)
+        # A Rivo action may move points without credits (amount 0); everything else must pay something.
+        enough = amount >= 0 if row["kind"] in RIVO_ACTION_KINDS else amount > 0
         problem = (
             ("amount", f"amount must be positive, not {amount}")
-            if amount <= 0
+            if not enough
             else ("email", "the customer's email is missing or invalid")
             if not email or not EMAIL.match(email)
             else ("currency", f"currency {row['currency']} is not the store's ({currency})")
@@ -555,6 +558,8 @@ def _credit(row: Mapping[str, Any], info: StoreInfo) -> Credit:
         card_id=row.get("card_id"),
         return_id=row.get("return_id"),
         onto_card_id=row.get("onto_card_id"),
+        request=row.get("request"),
+        created_at=row.get("created_at"),
     )
 
 

@@ -22,6 +22,10 @@ class DomainError(Exception):
     def body(self) -> dict[str, object]:
         return {"message": str(self)}
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries (``Retry-After``, ``Allow``)."""
+        return {}
+
 
 class ResourceNotFoundError(DomainError):
     status = 404

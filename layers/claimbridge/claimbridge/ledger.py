@@ -115,9 +115,13 @@ def next_state(state: str, outcome: Outcome) -> State:
 
 
 def ledger_id(pk: str, sk: str) -> str:
-    """The public id of a row: ``claim:<claim>:<resolution>:<purpose>`` or ``bonus:<order>:bonus:<reason>``."""
-    subject = pk.split("#", 2)[2]  # CLAIM#c1 or BONUS#1001
+    """The public id of a row: ``claim:<claim>:<resolution>:<purpose>``, ``bonus:<order>:bonus:<reason>``,
+    ``postco:<return>:<purpose>``, or ``rivo:<store>:<Idempotency-Key>`` (a Rivo action: the note Rivo keeps names
+    the store, so two stores on one Rivo account never read each other's)."""
+    _, store_id, subject = pk.split("#", 2)  # CLAIM#c1, BONUS#1001, POSTCO#r1, RIVO#<key>
     kind, _, subject_id = subject.partition("#")
+    if kind == "RIVO":
+        return f"rivo:{store_id}:{subject_id}"
     return ":".join([kind.lower(), subject_id, *sk.removeprefix("LEDGER#").split("#")])
 
 

@@ -12,6 +12,8 @@ from claimbridge.config import get_settings
 from claimbridge.store import Store
 
 if TYPE_CHECKING:
+    from claimbridge.clients.http import CallObserver
+    from claimbridge.clients.rivo import RivoClient
     from claimbridge.directory import StoreDirectory
     from claimbridge.queues import JobQueue
 
@@ -39,6 +41,32 @@ def store_directory() -> StoreDirectory:
 
     settings = get_settings().require("table_name", "kms_key_id")
     return StoreDirectory(store=table_store(), secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""))
+
+
+RIVO_INTERVAL_S = 1 / 15 * 1.05  # Rivo: 15 requests a second per key, shared through the table (5% spare)
+
+
+def rivo_client(
+    api_key: str,
+    *,
+    timeout: tuple[float, float],
+    observer: CallObserver | None = None,
+    max_wait_s: float = 10.0,
+) -> RivoClient:
+    """A Rivo client paced per key through the table, so every function's calls together stay under 15/s; a call
+    with no slot within ``max_wait_s`` raises JobDeferredError instead of sleeping."""
+    from claimbridge.clients.rivo import RivoClient
+    from claimbridge.pacing import TablePacer, account_key
+
+    return RivoClient(
+        api_key=api_key,
+        base_url=get_settings().rivo_api_base_url,
+        pacer=TablePacer(
+            table_store(), account_key("rivo", api_key), interval_s=RIVO_INTERVAL_S, max_wait_s=max_wait_s
+        ),
+        observer=observer,
+        timeout=timeout,
+    )
 
 
 def job_queues(settings: Any) -> list[JobQueue]:
@@ -87,9 +115,10 @@ def reconcile_message(settings: Any, store_id: str, claim_id: str) -> dict[str, 
     }
 
 
-def credit_message(settings: Any, job: Any) -> dict[str, Any]:
-    """The credit queue's message for a job that names one ledger row (``CreditJob``)."""
-    return {"QueueUrl": settings.credit_queue_url, "MessageBody": job.model_dump_json()}
+def credit_message(settings: Any, job: Any, delay_s: int = 0) -> dict[str, Any]:
+    """The credit queue's message for a job that names one ledger row (``CreditJob``), after ``delay_s``."""
+    message = {"QueueUrl": settings.credit_queue_url, "MessageBody": job.model_dump_json()}
+    return message | ({"DelaySeconds": min(900, delay_s)} if delay_s > 0 else {})
 
 
 def sync_message(settings: Any, store_id: str, reason: str) -> dict[str, Any]:

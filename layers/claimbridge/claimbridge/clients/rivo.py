@@ -25,10 +25,12 @@ from claimbridge.models.webhooks import Lenient, Money
 
 
 def _attributes(body: Any) -> Any:
-    """One JSON:API resource's attributes (with its id), or the body as it came."""
+    """One JSON:API resource's attributes with its id (the resource's own, a string, over an attribute's), or the
+    body as it came."""
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
         resource = body["data"]
-        return {"id": resource.get("id"), **(resource.get("attributes") or {})}
+        attributes = resource.get("attributes") or {}
+        return {**attributes, "id": resource.get("id") or attributes.get("id")}
     return body
 
 

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from claimbridge.models.fields import Email
 
@@ -85,8 +85,9 @@ class UpdateDobIn(ActionIn):
     customer_email: Email
     dob: date
 
-    @model_validator(mode="after")
-    def _in_the_past(self) -> UpdateDobIn:
-        if self.dob >= date.today() or self.dob.year < 1900:
-            raise ValueError("dob must be a date in the past, after 1900")
-        return self
+    @field_validator("dob")
+    @classmethod
+    def _in_the_past(cls, dob: date) -> date:
+        if dob >= date.today() or dob.year < 1900:
+            raise ValueError("must be a date in the past, after 1900")
+        return dob

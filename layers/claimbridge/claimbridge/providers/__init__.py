@@ -1,4 +1,4 @@
-"""Credit providers: the one interface the credit flow calls, and one adapter per partner (``rise`` now).
+"""Credit providers: the one interface the credit flow calls, and one adapter per partner (Rise.ai, Rivo).
 
 The flow (``claimbridge.credits``) owns the ledger, the guardrails and the state machine; an adapter only speaks its
 partner: ``plan`` looks up what to do (top up the customer's card, or issue one), ``apply`` does it once, ``find``
@@ -8,7 +8,7 @@ looks for evidence that names a credit after an unknown outcome. An adapter rais
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -21,7 +21,7 @@ class Credit:
     """A ledger row as a provider reads it."""
 
     ledger_id: str
-    kind: str  # claim_credit | bonus_credit | return_credit | return_bonus
+    kind: str  # claim_credit | bonus_credit | return_credit | return_bonus | a Rivo action (RIVO_ACTION_KINDS)
     amount: Decimal
     currency: str
     customer_email: str
@@ -37,6 +37,13 @@ class Credit:
     card_id: str | None = None  # the card the plan chose to top up
     return_id: str | None = None  # a PostCo return's id (return_credit, return_bonus)
     onto_card_id: str | None = None  # the card this credit must go onto (a return's bonus: its credit's card)
+    request: Mapping[str, Any] | None = None  # a Rivo action's validated body (claimbridge.loyalty)
+    created_at: str | None = None  # when the row was made: partner records older than this cannot be its own
+
+
+# Rivo actions asked through the action API (claimbridge.loyalty) that the ledger makes exactly once: they are not
+# idempotent at Rivo, so each is a row like a credit, moved by the same state machine.
+RIVO_ACTION_KINDS = frozenset({"rivo_points_event", "rivo_redemption", "rivo_redeem_points"})
 
 
 def order_number(credit: Credit) -> str:
@@ -53,6 +60,7 @@ class Applied:
     balance: Decimal | None
     expires_on: str | None
     notified: str | None = None  # how the partner told the customer: "email", or "none" (and why)
+    record: dict[str, Any] | None = None  # the partner's answer in our shape (secrets masked), kept as ``result``
 
 
 @dataclass(frozen=True)
