@@ -110,7 +110,7 @@ def _kms_purposes(function: str, action: str) -> set[str]:
 @pytest.mark.parametrize(
     ("function", "opens", "seals"),
     [
-        ("AdminFunction", {"store", "integration:*"}, {"store", "integration:*", "card_code:*"}),  # Rivo redemption codes
+        ("AdminFunction", {"store", "integration:*"}, {"store", "integration:*", "card_code:*"}),  # card_code: Rivo
         ("WebhookReceiverFunction", set(), set()),
         ("RichpanelWorkerFunction", {"store", "integration:richpanel", "integration:order_protection"}, set()),
         ("CreditWorkerFunction", {"store", "integration:rise", "integration:rivo"}, {"card_code:*"}),
