@@ -28,12 +28,15 @@ from claimbridge.config import get_settings
 from claimbridge.credits import CreditService
 from claimbridge.crypto import SecretBox
 from claimbridge.errors import DomainError, problems_from_errors
+from claimbridge.inventory import Inventory
 from claimbridge.loyalty import RivoActions
 from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn
+from claimbridge.models.order_protection import InventoryIn, ResolutionReportIn
 from claimbridge.models.settings import INTEGRATIONS, StoreProfileIn, WidgetUrlIn, partial
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.providers.rivo import RivoProvider
 from claimbridge.queues import QueueAdmin
+from claimbridge.reports import ResolutionReports
 from claimbridge.returns import ReturnsAdmin
 from claimbridge.runtime import (
     aws_client,
@@ -41,7 +44,9 @@ from claimbridge.runtime import (
     job_queues,
     oldest_message_age,
     reconcile_message,
+    report_message,
     rivo_client,
+    send_reports,
     store_directory,
     sync_message,
     table_store,
@@ -72,9 +77,7 @@ def service() -> AdminService:
         limits=settings.money_limits(),
         enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
-        enqueue_report=lambda report: sqs.send_message(
-            QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
-        ),
+        enqueue_report=lambda report: sqs.send_message(**report_message(settings, report)),
         enqueue_sync=lambda store_id, reason: sqs.send_message(**sync_message(settings, store_id, reason)),
     )
 
@@ -106,9 +109,7 @@ def loyalty() -> RivoActions:
                 lambda key, observer: rivo_client(key, observer=observer, timeout=RIVO_TIMEOUT)
             )
         },
-        enqueue_report=lambda report: sqs.send_message(
-            QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
-        ),
+        enqueue_report=lambda report: sqs.send_message(**report_message(settings, report)),
         enqueue_credit=enqueue_credit,
         secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),
         limits=settings.money_limits(),
@@ -121,6 +122,25 @@ def loyalty() -> RivoActions:
         flow=flow,
         enqueue_credit=enqueue_credit,
         limits=settings.money_limits(),
+    )
+
+
+@lru_cache(maxsize=1)
+def resolution_reports() -> ResolutionReports:
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    sqs = aws_client("sqs")
+    return ResolutionReports(
+        store=table_store(),
+        directory=store_directory(),
+        enqueue_report=lambda report: sqs.send_message(**report_message(settings, report)),
+    )
+
+
+@lru_cache(maxsize=1)
+def inventory() -> Inventory:
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    return Inventory(
+        store=table_store(), directory=store_directory(), enqueue=lambda jobs: send_reports(settings, jobs)
     )
 
 
@@ -258,6 +278,43 @@ def get_store(storeId: str):
 @_route("GET", "/internal/stores/<storeId>/claims/<claimId>", "A claim: ticket, ledger, timeline", 200, 404, 422)
 def get_claim(storeId: str, claimId: str):
     return _json(200, service().get_claim(storeId, claimId))
+
+
+@_route(
+    "POST",
+    "/internal/stores/<storeId>/claims/<claimId>/resolution-report",
+    "Report a claim's reship order or refund to Order Protection (once per claim and resolution)",
+    200,
+    202,
+    404,
+    409,
+    *BODY,
+    tags=["order_protection"],
+)
+def post_resolution_report(storeId: str, claimId: str, report: Annotated[ResolutionReportIn, Body()]):
+    row, queued = resolution_reports().request(storeId, claimId, _body(), _caller())
+    return _json(202 if queued else 200, row)
+
+
+@_route(
+    "PUT",
+    "/internal/stores/<storeId>/inventory",
+    "Replace the store's inventory (up to 10,000 rows) and push it to Order Protection in chunks",
+    202,
+    404,
+    409,
+    *BODY,
+    tags=["order_protection"],
+)
+def put_inventory(storeId: str, inventory_in: Annotated[InventoryIn, Body()]):
+    return _json(202, inventory().replace(storeId, _body(), _caller()))
+
+
+@_route(
+    "GET", "/internal/stores/<storeId>/inventory", "The last inventory push", 200, 404, 422, tags=["order_protection"]
+)
+def get_inventory(storeId: str):
+    return _json(200, inventory().last(storeId))
 
 
 @_route(

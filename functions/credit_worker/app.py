@@ -3,7 +3,6 @@ ledger: claims' credits, bonus credits, and PostCo returns' credits and bonuses 
 
 from __future__ import annotations
 
-import json
 import threading
 from functools import lru_cache
 from typing import Any
@@ -21,7 +20,7 @@ from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import LocalPacer, account_key
 from claimbridge.providers.rise import RiseProvider
 from claimbridge.providers.rivo import RivoProvider
-from claimbridge.runtime import aws_client, credit_message, rivo_client, store_directory, table_store
+from claimbridge.runtime import aws_client, credit_message, report_message, rivo_client, store_directory, table_store
 
 tracer = get_tracer()
 RISE_RATE_PER_S = 2.0
@@ -71,9 +70,7 @@ def service() -> CreditService:
                 lambda key, observer: rivo_client(key, observer=observer, timeout=RIVO_TIMEOUT)
             ),
         },
-        enqueue_report=lambda report: sqs.send_message(
-            QueueUrl=settings.order_protection_queue_url, MessageBody=json.dumps(report)
-        ),
+        enqueue_report=lambda report: sqs.send_message(**report_message(settings, report)),
         # a return's bonus follows its credit: queued when the credit is issued
         enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         secret_box=SecretBox(aws_client("kms"), settings.kms_key_id or ""),

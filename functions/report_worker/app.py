@@ -1,4 +1,5 @@
-"""The Order Protection queue's worker: report issued credits back to Order Protection (its own retries)."""
+"""The Order Protection queue's worker: resolutions reported back to Order Protection (issued credits, reships,
+refunds) and the store's inventory pushed a chunk at a time, each with its own retries and once."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claimbridge.clients.order_protection import OrderProtectionClient
 from claimbridge.config import get_settings
+from claimbridge.inventory import Inventory
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.pacing import TablePacer, account_key
 from claimbridge.reports import ReportService
-from claimbridge.runtime import store_directory, table_store
+from claimbridge.runtime import send_reports, store_directory, table_store
 
 tracer = get_tracer()
 REPORT_TIMEOUT = (3.05, 10.0)
+OP_INTERVAL_S = 0.2  # inventory chunks: 5 a second per token (a choice: Order Protection publishes no limit)
 
 
 @lru_cache(maxsize=1)
@@ -38,9 +42,30 @@ def service() -> ReportService:
     )
 
 
+@lru_cache(maxsize=1)
+def inventory() -> Inventory:
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    store = table_store()
+    return Inventory(
+        store=store,
+        directory=store_directory(),
+        enqueue=lambda jobs: send_reports(settings, jobs),
+        order_protection=lambda token: OrderProtectionClient(
+            api_token=token,
+            base_url=settings.order_protection_api_base_url,
+            timeout=REPORT_TIMEOUT,
+            pacer=TablePacer(store, account_key("order_protection", token), interval_s=OP_INTERVAL_S),
+        ),
+    )
+
+
 def handle_record(record: SQSRecord) -> None:
-    report = json.loads(record.body)
-    service().handle(report["store_id"], report["pk"], report["sk"])
+    job = json.loads(record.body)
+    logger.append_keys(store_id=job.get("store_id"))
+    if job.get("task") == "inventory":
+        inventory().push_chunk(job["store_id"], job["push_id"], job["chunk"])
+        return
+    service().handle(job["store_id"], job["pk"], job["sk"])
 
 
 @logger.inject_lambda_context

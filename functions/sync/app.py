@@ -20,6 +20,7 @@ from claimbridge.config import get_settings
 from claimbridge.crypto import SecretBox
 from claimbridge.directory import Integration, StoreInfo
 from claimbridge.health import IntegrationHealth
+from claimbridge.inventory import STORES_WITH_INVENTORY, Inventory
 from claimbridge.jobs import JobDeferredError, SqsJobRunner
 from claimbridge.models.returns import SyncJob
 from claimbridge.observability import get_tracer, logger, metrics
@@ -29,6 +30,8 @@ from claimbridge.runtime import (
     aws_client,
     credit_message,
     reconcile_message,
+    report_message,
+    send_reports,
     store_directory,
     sync_message,
     table_store,
@@ -69,6 +72,7 @@ def sweeper() -> Sweeper:
         enqueue_credit=lambda job: sqs.send_message(**credit_message(settings, job)),
         enqueue_event=enqueue_event,
         enqueue_claim=lambda store_id, claim_id: sqs.send_message(**reconcile_message(settings, store_id, claim_id)),
+        enqueue_report=lambda report: sqs.send_message(**report_message(settings, report)),
     )
 
 
@@ -158,6 +162,24 @@ def fan_out_postco() -> dict[str, int]:
     return totals
 
 
+def resend_inventory() -> dict[str, int]:
+    """The daily push of every store's last inventory snapshot (Order Protection never works from stale stock)."""
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    store = table_store()
+    stock = Inventory(store=store, directory=store_directory(), enqueue=lambda jobs: send_reports(settings, jobs))
+    totals = {"pushed": 0, "skipped": 0}
+    cursor: str | None = None
+    while True:
+        items, cursor = store.query_index("StateIndex", "store_state", STORES_WITH_INVENTORY, limit=100, after=cursor)
+        for item in items:
+            pushed = stock.resend(item["store_id"], reason="daily")
+            totals["pushed" if pushed else "skipped"] += 1
+        if not cursor:
+            break
+    logger.info("inventory pushed again", totals=totals)
+    return totals
+
+
 def handle_sync_job(record: SQSRecord, context: LambdaContext | None) -> None:
     job = SyncJob.model_validate_json(record.body)
     logger.append_keys(store_id=job.store_id)
@@ -185,5 +207,7 @@ def handle_sync(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         return health().run()
     if task == "postco":
         return fan_out_postco()
+    if task == "inventory":
+        return resend_inventory()
     logger.error("unknown scheduled task", task=json.dumps(task)[:100])
     return {"error": f"unknown task {task!r}"}

@@ -258,10 +258,25 @@ class OrderProtection(Partner):
         return Reply(200, answer)
 
     def put_inventory(self, request: Request) -> Reply:
+        """Stock by variant; the same ``Idempotency-Key`` again is the same chunk: its first answer, applied once."""
         items = (request.json() or {}).get("items")
-        if not isinstance(items, list):
-            return Reply(422, {"error": "items must be a list"})
-        return Reply(200, {"updated": len(items)})
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and i.get("sourceVariantId") and isinstance(i.get("quantity"), int) for i in items
+        ):
+            return Reply(422, {"error": "items must be a list of {sourceVariantId, sku, quantity}"})
+        key = request.headers.get("idempotency-key")
+        with self.lock:
+            first = self.state.setdefault("inventory_by_key", {}).get(key) if key else None
+            if first is not None:
+                return Reply(200, first)
+            answer = {"updated": len(items)}
+            self.state.setdefault("inventory_pushes", []).append({"idempotency_key": key, "rows": len(items)})
+            stock = self.state.setdefault("inventory", {})
+            for item in items:
+                stock[str(item["sourceVariantId"])] = {"sku": item.get("sku"), "quantity": item["quantity"]}
+            if key:
+                self.state["inventory_by_key"][key] = answer
+        return Reply(200, answer)
 
 
 PARTNERS: dict[str, type[Partner]] = {

@@ -252,3 +252,27 @@ def claim_approved(claim_id: str, resolutions: list[dict[str, Any]] | None = Non
     }
     body.update(patch)
     return body
+
+
+def module_of(flow: Flow, function: str) -> Any:
+    """A function's module as the inline stack runs it (imported on first use)."""
+    from local.functions import _import_handler
+
+    _import_handler(flow.stack.functions[function].spec)
+    return sys.modules[f"claimbridge_fn_{function}"]
+
+
+def unpace_rise(flow: Flow, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rise's 2 calls a second lifted, in the sandbox and in the credit worker, for a test about something else
+    (the pacing has its own tests): twenty credits then take a second, not twenty-two."""
+    sandbox["rise"].faults(no_rate_limit=True)
+    worker = module_of(flow, "CreditWorkerFunction")
+    monkeypatch.setattr(worker, "RISE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(worker, "_pacers", {})  # pacers made by earlier tests for the same token keep their pace
+
+
+@pytest.fixture
+def unpaced(money: Flow, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Flow:
+    """The money store with Rise unthrottled (see ``unpace_rise``)."""
+    unpace_rise(money, sandbox, monkeypatch)
+    return money

@@ -31,7 +31,8 @@ def customer(n: int) -> dict[str, Any]:
 # -- 1. approval before the claim ----------------------------------------------------------------------------------
 
 
-def test_ten_approvals_before_their_claims_become_ten_credits_and_none_is_held(money, sandbox):
+def test_ten_approvals_before_their_claims_become_ten_credits_and_none_is_held(unpaced, sandbox):
+    money = unpaced
     claims = [f"early-{n}" for n in range(10)]
     for n, claim_id in enumerate(claims):  # auto-approved claims: the approval is handled first
         money.webhook("claim.approved", claim_approved(claim_id, store_credit(10 + n)), event_id=f"a-{n}")

@@ -201,7 +201,8 @@ def test_a_credit_waiting_for_its_customer_is_due_at_its_deadline_not_every_ten_
     assert row["wait_code"] == "customer_unknown" and int(row["due_at"]) == int(created + 24 * 3600) + 60
 
 
-def test_the_sweep_reads_only_what_is_stuck(money, sandbox):
+def test_the_sweep_reads_only_what_is_stuck(unpaced, sandbox):
+    money = unpaced
     # given settled rows (an ISSUED credit is in no index partition) and a few stuck ones
     for n in range(20):
         money.webhook("claim.created", claim_created(f"ok-{n}"), event_id=f"c{n}")
@@ -449,7 +450,8 @@ def test_an_action_on_an_unknown_row_is_404(held):
 # -- queues --------------------------------------------------------------------------------------------------------
 
 
-def test_the_queues_show_depth_and_dlq_depth_and_a_redrive_processes_ten_dead_jobs_once(money, sandbox):
+def test_the_queues_show_depth_and_dlq_depth_and_a_redrive_processes_ten_dead_jobs_once(unpaced, sandbox):
+    money = unpaced
     # given ten credits whose jobs went to the DLQ during an outage
     for n in range(10):
         money.webhook("claim.created", claim_created(f"d{n}"), event_id=f"c{n}")

@@ -19,7 +19,7 @@ from claimbridge.models.credits import CreditJob
 from claimbridge.returns import SYNC_SK, ReturnSync, return_pk
 from claimbridge.runtime import table_store
 from claimbridge.store import store_pk
-from tests.integration.conftest import Flow, claim_created
+from tests.integration.conftest import Flow, claim_created, module_of, unpace_rise
 
 ISSUE = "/v2/gift-cards/issue/"
 
@@ -31,19 +31,8 @@ def shop(money: Flow, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Flow:
     money.postco_key = f"sk_test_{money.store_id.replace('-', '_')}"  # type: ignore[attr-defined]
     configure_postco(money, bonus={"type": "percent", "value": "10"})
     assert money.work("SyncFunction") == 1  # saving the key queued a first sync: nothing to see yet
-    sandbox["rise"].faults(no_rate_limit=True)
-    worker = module_of(money, "CreditWorkerFunction")
-    monkeypatch.setattr(worker, "RISE_INTERVAL_S", 0.0)
-    monkeypatch.setattr(worker, "_pacers", {})  # pacers made by earlier tests for the same token keep their pace
+    unpace_rise(money, sandbox, monkeypatch)
     return money
-
-
-def module_of(flow: Flow, function: str) -> Any:
-    """A function's module as the inline stack runs it (imported on first use)."""
-    from local.functions import _import_handler
-
-    _import_handler(flow.stack.functions[function].spec)
-    return sys.modules[f"claimbridge_fn_{function}"]
 
 
 def configure_postco(flow: Flow, **settings: Any) -> None:

@@ -15,8 +15,7 @@ import pytest
 
 from claimbridge.models.credits import CreditJob
 from claimbridge.runtime import table_store
-from tests.integration.conftest import Flow
-from tests.integration.test_returns import module_of
+from tests.integration.conftest import Flow, module_of
 
 RIVO_KEY = "rivo_actions_key_0123456789"
 ANN = "ann@example.com"

@@ -12,9 +12,8 @@ import pytest
 
 from claimbridge.models.credits import CreditJob
 from claimbridge.store import claim_pk
-from tests.integration.conftest import Flow
+from tests.integration.conftest import Flow, module_of
 from tests.integration.test_credits import SLOT, approve_with_credit, drain, ledger, row_of
-from tests.integration.test_returns import module_of
 
 RIVO_KEY = "rivo_credit_key_0123456789"
 

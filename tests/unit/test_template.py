@@ -180,7 +180,7 @@ def test_only_the_document_is_public_among_admin_routes():
     assert all("Auth" not in props and props["Method"] == "GET" for _, props in public)
 
 
-def test_the_sweeper_and_postco_run_every_five_minutes_and_the_health_check_every_hour():
+def test_the_sweeper_and_postco_run_every_five_minutes_the_health_check_hourly_and_the_inventory_daily():
     events = RESOURCES["SyncFunction"]["Properties"]["Events"]
     schedules = {name: e["Properties"] for name, e in events.items() if e["Type"] == "Schedule"}
 
@@ -188,6 +188,7 @@ def test_the_sweeper_and_postco_run_every_five_minutes_and_the_health_check_ever
         "Sweep": ("rate(5 minutes)", '{"task": "sweep"}'),
         "IntegrationHealth": ("rate(1 hour)", '{"task": "health"}'),
         "PostcoSync": ("rate(5 minutes)", '{"task": "postco"}'),
+        "InventoryResend": ("rate(1 day)", '{"task": "inventory"}'),
     }
 
 

@@ -35,6 +35,7 @@ from claimbridge.models.settings import (
 )
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger
+from claimbridge.reports import public_report
 from claimbridge.returns import sync_state
 from claimbridge.store import ConditionFailedError, Store, now_iso
 from claimbridge.sweeper import REPAIRS, Sweeper
@@ -269,6 +270,7 @@ class AdminService:
                 "snoozed_at": claim.get("ticket_snoozed_at"),
             },
             "ledger": [public_ledger_row(i) for i in items if i["SK"].startswith("LEDGER#")],
+            "reports": [public_report(i) for i in items if i["SK"].startswith("REPORT#")],
             "timeline": [
                 {k: v for k, v in item.items() if k not in ("PK", "SK")}
                 for item in items

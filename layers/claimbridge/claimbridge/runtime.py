@@ -121,6 +121,25 @@ def credit_message(settings: Any, job: Any, delay_s: int = 0) -> dict[str, Any]:
     return message | ({"DelaySeconds": min(900, delay_s)} if delay_s > 0 else {})
 
 
+def report_message(settings: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """The Order Protection queue's message: a report (``store_id``, ``pk``, ``sk``), or another ``task`` for it."""
+    import json
+
+    return {"QueueUrl": settings.order_protection_queue_url, "MessageBody": json.dumps(job)}
+
+
+def send_reports(settings: Any, jobs: list[dict[str, Any]]) -> None:
+    """Jobs for the Order Protection queue, ten to a batch; raises if SQS refused any."""
+    import json
+
+    sqs = aws_client("sqs")
+    for start in range(0, len(jobs), 10):
+        batch = [{"Id": str(n), "MessageBody": json.dumps(job)} for n, job in enumerate(jobs[start : start + 10])]
+        answer = sqs.send_message_batch(QueueUrl=settings.order_protection_queue_url, Entries=batch)
+        if answer.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(answer['Failed'])} of {len(batch)} jobs")
+
+
 def sync_message(settings: Any, store_id: str, reason: str) -> dict[str, Any]:
     """The PostCo queue's message that runs one store's returns sync (``reason``: schedule, admin, repaired)."""
     import json

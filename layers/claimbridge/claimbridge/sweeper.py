@@ -53,9 +53,11 @@ class Sweeper:
         enqueue_credit: Callable[[CreditJob], None],
         enqueue_event: Callable[[dict[str, Any]], None],
         enqueue_claim: Callable[[str, str], None] | None = None,
+        enqueue_report: Callable[[dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._enqueue_report = enqueue_report
         self._enqueue_claim = enqueue_claim
         self._ledger = Ledger(store, clock=clock)
         self._enqueue_credit = enqueue_credit
@@ -100,6 +102,8 @@ class Sweeper:
             self._enqueue_event(event)
         elif kind == "claim" and self._enqueue_claim is not None:
             self._enqueue_claim(item["store_id"], str(item["claim_id"]))
+        elif kind == "report" and self._enqueue_report is not None:  # a reship or refund not reported yet
+            self._enqueue_report({"store_id": item["store_id"], "pk": item["PK"], "sk": item["SK"]})
         else:
             return False
         return True

@@ -203,7 +203,22 @@ class WidgetService:
             "ticket_id": item.get("ticket_id"),
             "dashboard_url": self._dashboard.format(claim_id=item["claim_id"]),
             "credits": credit_rows,
+            # what the merchant did for a reship or refund, and whether Order Protection has been told
+            "reports": [
+                {**report, "amount": _money(report.get("amount"))}
+                for _, report in sorted((item.get("resolution_reports") or {}).items())
+            ],
         }
+
+
+def _report_line(report: dict[str, Any]) -> str:
+    done = "Reshipped as order" if report.get("type") == "RESHIP" else "Refunded"
+    amount = f" {report['amount']} {report.get('currency') or ''}" if report.get("type") == "REFUND" else ""
+    told = "reported to Order Protection" if report.get("report_state") == "REPORTED" else "being reported"
+    return (
+        f"<div>{done} {html.escape(str(report.get('reference')))}{html.escape(amount)}"
+        f" <span class=muted>({told})</span></div>"
+    )
 
 
 def _money(value: Any) -> str | None:
@@ -296,6 +311,7 @@ def render_html(view: WidgetView) -> str:
                 )
                 parts.append(f"<div>Resolution: {e(str(resolution['type']))}{amount}</div>")
             parts.extend(_credit_line("Credit", credit) for credit in claim["credits"])
+            parts.extend(_report_line(report) for report in claim["reports"])
             parts.append(
                 f"<a href='{e(claim['dashboard_url'])}' target=_blank rel=noopener>Open in Order Protection</a>"
             )

@@ -1,6 +1,14 @@
-"""The Order Protection API: fetch an order, report a resolution, push inventory (shared/CONTRACTS.md).
+"""The Order Protection API (shared/CONTRACTS.md "Order Protection"; seeds/003): fetch an order, report a resolution,
+push inventory.
 
-``GET /v1/orders/{id}`` and ``POST /v1/claims/{id}/resolution`` are this project's choices where nothing is public.
+Confirmed: ``GET /v1/claims`` (a Relay list) and ``PUT /v1/orders/{sourceOrderId}``. This project's choices where
+nothing is public, each kept behind its one method here:
+
+- ``GET /v1/orders/{id}`` reads an order with its customer (a fallback when a webhook lacks them);
+- ``POST /v1/claims/{id}/resolution`` reports a resolution, with an ``Idempotency-Key`` naming the claim and the
+  resolution;
+- ``PUT /v1/inventory`` takes ``{"items": [{"sourceVariantId", "sku", "quantity"}]}``, a chunk at a time, with an
+  ``Idempotency-Key`` naming the push and the chunk, so a chunk sent again after a lost answer is the same chunk.
 """
 
 from __future__ import annotations
@@ -43,6 +51,17 @@ class OrderProtectionClient(HttpClient):
     def check_token(self) -> None:
         """The cheapest authenticated read (``GET /v1/claims``, one node): the health check of the token."""
         self._request("list_claims", "GET", "/v1/claims", params={"first": 1})
+
+    def push_inventory(self, rows: list[dict[str, Any]], *, idempotency_key: str) -> None:
+        """One chunk of the store's stock (``sku``, ``variant_id``, ``quantity`` rows)."""
+        items = [{"sourceVariantId": r["variant_id"], "sku": r["sku"], "quantity": int(r["quantity"])} for r in rows]
+        self._request(
+            "push_inventory",
+            "PUT",
+            "/v1/inventory",
+            json={"items": items},
+            headers={"Idempotency-Key": idempotency_key},
+        )
 
     def report_resolution(
         self,
