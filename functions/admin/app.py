@@ -31,9 +31,10 @@ from claimbridge.errors import DomainError, problems_from_errors
 from claimbridge.inventory import Inventory
 from claimbridge.loyalty import RivoActions
 from claimbridge.models.credits import BonusCreditIn, CreditJob, LedgerActionIn
-from claimbridge.models.order_protection import InventoryIn, ResolutionReportIn
+from claimbridge.models.order_protection import InventoryIn, ProtectionCancelIn, ResolutionReportIn
 from claimbridge.models.settings import INTEGRATIONS, StoreProfileIn, WidgetUrlIn, partial
 from claimbridge.observability import get_tracer, logger, metrics
+from claimbridge.protection import ProtectionCancels
 from claimbridge.providers.rivo import RivoProvider
 from claimbridge.queues import QueueAdmin
 from claimbridge.reports import ResolutionReports
@@ -141,6 +142,14 @@ def inventory() -> Inventory:
     settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
     return Inventory(
         store=table_store(), directory=store_directory(), enqueue=lambda jobs: send_reports(settings, jobs)
+    )
+
+
+@lru_cache(maxsize=1)
+def cancels() -> ProtectionCancels:
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    return ProtectionCancels(
+        store=table_store(), directory=store_directory(), enqueue=lambda job: send_reports(settings, [job])
     )
 
 
@@ -294,6 +303,35 @@ def get_claim(storeId: str, claimId: str):
 def post_resolution_report(storeId: str, claimId: str, report: Annotated[ResolutionReportIn, Body()]):
     row, queued = resolution_reports().request(storeId, claimId, _body(), _caller())
     return _json(202 if queued else 200, row)
+
+
+@_route(
+    "POST",
+    "/internal/stores/<storeId>/orders/<sourceOrderId>/protection/cancel",
+    "Cancel an order's protection in Order Protection (queued, once per order; by the platform's order id)",
+    200,
+    202,
+    404,
+    409,
+    *BODY,
+    tags=["order_protection"],
+)
+def post_protection_cancel(storeId: str, sourceOrderId: str, cancel: Annotated[ProtectionCancelIn, Body()]):
+    row, queued = cancels().request(storeId, sourceOrderId, _body(), _caller())
+    return _json(202 if queued else 200, row)
+
+
+@_route(
+    "GET",
+    "/internal/stores/<storeId>/orders/<sourceOrderId>/protection/cancel",
+    "An order's protection cancel: its state and when it was sent",
+    200,
+    404,
+    422,
+    tags=["order_protection"],
+)
+def get_protection_cancel(storeId: str, sourceOrderId: str):
+    return _json(200, cancels().view(storeId, sourceOrderId))
 
 
 @_route(

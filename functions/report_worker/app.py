@@ -16,6 +16,7 @@ from claimbridge.inventory import Inventory
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import TablePacer, account_key
+from claimbridge.protection import ProtectionCancels
 from claimbridge.reports import ReportService
 from claimbridge.runtime import send_reports, store_directory, table_store
 
@@ -59,11 +60,27 @@ def inventory() -> Inventory:
     )
 
 
+@lru_cache(maxsize=1)
+def cancels() -> ProtectionCancels:
+    settings = get_settings().require("table_name", "kms_key_id", "order_protection_queue_url")
+    return ProtectionCancels(
+        store=table_store(),
+        directory=store_directory(),
+        enqueue=lambda job: send_reports(settings, [job]),
+        order_protection=lambda token: OrderProtectionClient(
+            api_token=token, base_url=settings.order_protection_api_base_url, timeout=REPORT_TIMEOUT
+        ),
+    )
+
+
 def handle_record(record: SQSRecord) -> None:
     job = json.loads(record.body)
     logger.append_keys(store_id=job.get("store_id"))
     if job.get("task") == "inventory":
         inventory().push_chunk(job["store_id"], job["push_id"], job["chunk"])
+        return
+    if job.get("task") == "cancel":
+        cancels().send(job["store_id"], job["pk"], job["sk"])
         return
     service().handle(job["store_id"], job["pk"], job["sk"])
 

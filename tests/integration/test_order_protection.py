@@ -280,3 +280,107 @@ def test_the_daily_schedule_pushes_the_last_snapshot_again(op, sandbox):
     assert again["push_id"] != first["push_id"] and again["reason"] == "daily" and again["outcome"] == "pushed"
     ours = [c for c in inventory_calls(sandbox) if op.store_id in c["headers"]["idempotency-key"]]
     assert len(ours) == 4
+
+
+# -- cancelling protection ----------------------------------------------------------------------------------------
+
+
+def cancel(flow: Flow, body: Any = None, source_order_id: str = "shopify-c-1") -> Any:
+    path = f"/internal/stores/{flow.store_id}/orders/{source_order_id}/protection/cancel"
+    return flow.stack.admin("POST", path, body if body is not None else {"reason": "customer asked to remove it"})
+
+
+def order_puts(sandbox: Any) -> list[dict[str, Any]]:
+    return sandbox["order_protection"].calls("/v1/orders/", "PUT")
+
+
+def protection_of(flow: Flow) -> str:
+    from tests.integration.test_widget import get, signed
+
+    (order,) = get(flow, flow.store_id, signed(flow.store_id, "ann@example.com"), as_json=True).json()["orders"]
+    return str(order["protection"])
+
+
+def protected(flow: Flow) -> None:
+    flow.webhook("claim.created", claim_created("c-1"), event_id="c-1-created")
+    flow.webhook(
+        "protection.added",
+        {"order_id": "order-c-1", "source_order_id": "shopify-c-1", "amount": 2.5, "currency": "USD"},
+        event_id="p-1",
+        created_at="2026-11-20T09:00:00Z",
+    )
+    flow.work()
+
+
+def test_cancelling_protection_puts_the_order_once_and_its_state_follows(op, sandbox):
+    protected(op)
+    before = protection_of(op)
+    asked = cancel(op)
+    (job,) = op.receive("ReportWorkerFunction")
+    op.work_concurrently("ReportWorkerFunction", [job, job, job])  # delivered three times at once
+    again = cancel(op)
+    op.work("ReportWorkerFunction")
+
+    assert before == "PROTECTED"
+    assert asked.status == 202 and asked.json()["cancel_state"] == "QUEUED"
+    (put,) = order_puts(sandbox)
+    assert put["path"] == "/v1/orders/shopify-c-1"
+    assert json.loads(put["body"]) == {
+        "protectionStatus": "CANCELLED",
+        "cancellationReason": "customer asked to remove it",
+    }
+    assert again.status == 200 and again.json()["cancel_state"] == "SENT"
+    assert protection_of(op) == "CANCELLED"
+    assert sandbox["order_protection"].state()["orders"]["shopify-c-1"]["protectionStatus"] == "CANCELLED"
+
+
+def test_the_protection_removed_webhook_that_follows_a_cancel_changes_nothing(op, sandbox):
+    protected(op)
+    cancel(op)
+    op.work("ReportWorkerFunction")
+
+    op.webhook(
+        "protection.removed",
+        {"order_id": "order-c-1", "source_order_id": "shopify-c-1", "amount": 2.5, "currency": "USD"},
+        event_id="p-2",
+        created_at="2099-01-01T00:00:00Z",
+    )
+    op.work()
+
+    assert protection_of(op) == "CANCELLED" and len(order_puts(sandbox)) == 1
+
+
+def test_a_cancel_order_protection_fails_is_sent_again_and_the_order_follows_once_it_is_sent(op, sandbox):
+    from tests.integration.conftest import module_of
+
+    protected(op)
+    sandbox["order_protection"].faults(script=[{"status": 502, "body": {"error": "bad gateway"}}])
+    cancel(op)
+    op.work("ReportWorkerFunction")  # the 502: sent back with a backoff delay
+    failed = op.stack.admin("GET", f"/internal/stores/{op.store_id}/orders/shopify-c-1/protection/cancel").json()
+    row = failed | {"PK": f"STORE#{op.store_id}#PROTECTION#shopify-c-1", "SK": "CANCEL"}
+
+    module_of(op, "ReportWorkerFunction").cancels().send(op.store_id, row["PK"], row["SK"])
+
+    assert failed["cancel_state"] == "RETRY" and protection_of(op) == "CANCELLED"
+    assert [c.get("status") for c in order_puts(sandbox)] == [502, 200]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [({}, "reason"), ({"reason": "x"}, "reason"), ({"reason": "fine", "now": True}, "now")]
+)
+def test_a_bad_cancel_is_422_and_nothing_is_written_or_sent(op, sandbox, body, field):
+    protected(op)
+
+    answer = cancel(op, body)
+
+    assert answer.status == 422 and field in [e["field"] for e in answer.json()["errors"]]
+    assert op.stack.admin("GET", f"/internal/stores/{op.store_id}/orders/shopify-c-1/protection/cancel").status == 404
+    assert op.messages("OrderProtectionQueue") == 0 and order_puts(sandbox) == []
+
+
+def test_a_store_without_order_protection_cannot_cancel(flow, sandbox):
+    answer = cancel(flow)
+
+    assert answer.status == 404 and "order_protection is not configured" in answer.json()["message"]
+    assert order_puts(sandbox) == []

@@ -44,7 +44,7 @@ from claimbridge.models.webhooks import (
     ProtectionChanged,
 )
 from claimbridge.observability import logger, metrics
-from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, due_shard, now_iso
+from claimbridge.store import ConditionFailedError, Store, claim_pk, customer_pk, due_shard, now_iso, order_pk
 
 SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
 # For two events of the same time, the later stage of a claim's life wins.
@@ -181,6 +181,8 @@ class ClaimsService:
         claim = self._record(info, job, event.claim_id, facts, customer, state=event.claim_state, at=at, initial=True)
         if order is not None:
             self._record_order(info, event.order_id, order, customer)
+        if event.source_order_id and event.order_id:
+            self._store.note_source_order(info.store_id, event.source_order_id, event.order_id)
         self._effects(info, claim)
 
     def _on_resolution(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
@@ -220,6 +222,11 @@ class ClaimsService:
     def _on_protection(self, info: StoreInfo, job: EventJob, envelope: Envelope, at: int) -> None:
         event = ProtectionChanged.model_validate(envelope.body)
         state = "PROTECTED" if job.topic == "protection.added" else "UNPROTECTED"
+        order = self._store.get(order_pk(info.store_id, event.order_id), "ORDER") or {}
+        if state == "UNPROTECTED" and order.get("protection_state") == "CANCELLED":
+            # the webhook that follows our cancel (claimbridge.protection): it confirms it, and changes nothing
+            logger.info("protection.removed after our cancel: nothing to change", order_id=event.order_id)
+            return
         applied = self._store.set_protection(
             info.store_id,
             event.order_id,

@@ -357,6 +357,10 @@ class Store:
             order_pk(store_id, order_id), "ORDER", fields, keep=frozenset() if ordered else frozenset({"GSI1SK"})
         )
 
+    def note_source_order(self, store_id: str, source_order_id: str, order_id: str) -> None:
+        """The platform's order id leads to Order Protection's (a protection cancel names the platform's)."""
+        self.put({"PK": f"{store_pk(store_id)}#SOURCE#{source_order_id}", "SK": "ORDER", "order_id": order_id})
+
     def set_protection(
         self,
         store_id: str,
@@ -383,6 +387,8 @@ class Store:
             "protection_currency": currency,
             "source_order_id": source_order_id,
         }
+        if source_order_id:
+            self.note_source_order(store_id, source_order_id, order_id)
         try:
             self.set_fields(
                 order_pk(store_id, order_id),

@@ -102,8 +102,9 @@ class Sweeper:
             self._enqueue_event(event)
         elif kind == "claim" and self._enqueue_claim is not None:
             self._enqueue_claim(item["store_id"], str(item["claim_id"]))
-        elif kind == "report" and self._enqueue_report is not None:  # a reship or refund not reported yet
-            self._enqueue_report({"store_id": item["store_id"], "pk": item["PK"], "sk": item["SK"]})
+        elif kind in ("report", "protection_cancel") and self._enqueue_report is not None:  # not sent yet
+            task = {"task": "cancel"} if kind == "protection_cancel" else {}
+            self._enqueue_report({**task, "store_id": item["store_id"], "pk": item["PK"], "sk": item["SK"]})
         else:
             return False
         return True

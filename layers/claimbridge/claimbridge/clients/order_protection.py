@@ -7,6 +7,8 @@ nothing is public, each kept behind its one method here:
 - ``GET /v1/orders/{id}`` reads an order with its customer (a fallback when a webhook lacks them);
 - ``POST /v1/claims/{id}/resolution`` reports a resolution, with an ``Idempotency-Key`` naming the claim and the
   resolution;
+- cancelling an order's protection is ``PUT /v1/orders/{sourceOrderId}`` (confirmed: it updates an order) with
+  ``{"protectionStatus": "CANCELLED", "cancellationReason"}`` (the body is our choice);
 - ``PUT /v1/inventory`` takes ``{"items": [{"sourceVariantId", "sku", "quantity"}]}``, a chunk at a time, with an
   ``Idempotency-Key`` naming the push and the chunk, so a chunk sent again after a lost answer is the same chunk.
 """
@@ -51,6 +53,15 @@ class OrderProtectionClient(HttpClient):
     def check_token(self) -> None:
         """The cheapest authenticated read (``GET /v1/claims``, one node): the health check of the token."""
         self._request("list_claims", "GET", "/v1/claims", params={"first": 1})
+
+    def cancel_protection(self, source_order_id: str, reason: str) -> None:
+        """Cancel the order's protection (a state set: sending it twice is the same)."""
+        self._request(
+            "cancel_protection",
+            "PUT",
+            f"/v1/orders/{quote(source_order_id, safe='')}",
+            json={"protectionStatus": "CANCELLED", "cancellationReason": reason},
+        )
 
     def push_inventory(self, rows: list[dict[str, Any]], *, idempotency_key: str) -> None:
         """One chunk of the store's stock (``sku``, ``variant_id``, ``quantity`` rows)."""
