@@ -105,9 +105,9 @@ def loyalty() -> RivoActions:
     flow = CreditService(
         store=table_store(),
         directory=store_directory(),
-        providers={
+        providers={  # a second at most for a pacing slot: then the credit worker sends it (never a slow answer)
             "rivo": RivoProvider.factory(
-                lambda key, observer: rivo_client(key, observer=observer, timeout=RIVO_TIMEOUT)
+                lambda key, observer: rivo_client(key, observer=observer, timeout=RIVO_TIMEOUT, max_wait_s=1.0)
             )
         },
         enqueue_report=lambda report: sqs.send_message(**report_message(settings, report)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import uuid
@@ -30,6 +31,9 @@ def _money(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return amount if amount.is_finite() else None
+
+
+SMS_CHANNELS = frozenset({"twilio-sms", "attentive", "aircall"})
 
 
 class Richpanel(Partner):
@@ -79,7 +83,10 @@ class Richpanel(Partner):
             problems.append("ticket.comment.body is required")
         if via.get("channel") not in RICHPANEL_CHANNELS:
             problems.append("ticket.via.channel is not a known channel")
-        if not EMAIL.match(str(sender.get("address", ""))):
+        if via.get("channel") in SMS_CHANNELS:  # an SMS conversation's contact is a phone number
+            if not re.fullmatch(r"\+?[0-9]{6,15}", str(sender.get("number", ""))):
+                problems.append("ticket.via.source.from.number must be a phone number on an SMS channel")
+        elif not EMAIL.match(str(sender.get("address", ""))):
             problems.append("ticket.via.source.from.address must be an email")
         if problems:
             return Reply(400, {"error": "; ".join(problems)})
@@ -239,7 +246,26 @@ class OrderProtection(Partner):
         return Reply(200, self.state["orders"][order_id])
 
     def list_claims(self, request: Request) -> Reply:
-        return Reply(200, {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}})
+        """Seeded ``claims`` (nodes), newest first, Relay paging: ``first`` (1 to 100) and ``after`` (an opaque
+        cursor from ``pageInfo.endCursor``)."""
+        try:
+            first = int(request.arg("first") or 20)
+            start = int(base64.b64decode(request.arg("after") or "").decode() or 0) if request.arg("after") else 0
+        except ValueError:
+            return Reply(400, {"error": "first must be a number and after a cursor from pageInfo.endCursor"})
+        if not 1 <= first <= 100:
+            return Reply(400, {"error": "first must be 1 to 100"})
+        nodes = list(reversed(self.state.get("claims") or []))
+        page = nodes[start : start + first]
+        more = start + first < len(nodes)
+        cursor = base64.b64encode(str(start + first).encode()).decode() if more else None
+        return Reply(
+            200,
+            {
+                "edges": [{"cursor": cursor, "node": node} for node in page],
+                "pageInfo": {"hasNextPage": more, "endCursor": cursor},
+            },
+        )
 
     def report_resolution(self, request: Request, claim_id: str) -> Reply:
         body = request.json() or {}

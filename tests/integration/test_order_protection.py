@@ -384,3 +384,106 @@ def test_a_store_without_order_protection_cannot_cancel(flow, sandbox):
 
     assert answer.status == 404 and "order_protection is not configured" in answer.json()["message"]
     assert order_puts(sandbox) == []
+
+
+# -- finding the customer -----------------------------------------------------------------------------------------
+
+
+def claim_nodes(count: int, **target: Any) -> list[dict[str, Any]]:
+    """Order Protection's claims, oldest first (the sandbox lists them newest first); ``target`` is the oldest."""
+    nodes = [
+        {"id": f"other-{n}", "authorEmail": f"other{n}@example.com", "sourceOrderNumber": str(5000 + n)}
+        for n in range(count)
+    ]
+    return [target, *nodes] if target else nodes
+
+
+def tickets(sandbox: Any) -> list[dict[str, Any]]:
+    return list(sandbox["richpanel"].state()["tickets"].values())
+
+
+def test_a_claim_without_its_customer_is_found_in_order_protections_claims_list_page_by_page(op, sandbox):
+    op.configure_richpanel()
+    sandbox["order_protection"].seed(
+        {"claims": claim_nodes(120, id="c-1", authorEmail="zoe@example.com", sourceOrderNumber="7007")}
+    )
+    bare = claim_created("c-1")
+    del bare["customer"], bare["order"], bare["order_number"]
+
+    op.webhook("claim.created", bare, event_id="bare-1")
+    op.work()
+
+    listed = sandbox["order_protection"].calls("/v1/claims", "GET")
+    assert [c["query"].get("first") for c in listed] == ["50", "50", "50"]  # the claim is on the third page
+    assert "after" not in listed[0]["query"] and listed[1]["query"]["after"] and listed[2]["query"]["after"]
+    assert sandbox["order_protection"].calls("/v1/orders/", "GET") == []  # the fallback was not needed
+    (ticket,) = tickets(sandbox)
+    assert ticket["via"]["source"]["from"]["address"] == "zoe@example.com" and "#7007" in ticket["subject"]
+    claim = op.claim_view("c-1")["claim"]
+    assert claim["customer_email"] == "zoe@example.com" and claim["order_number"] == "7007"
+
+
+def test_a_claim_missing_from_the_claims_list_falls_back_to_the_order_endpoint(op, sandbox):
+    op.configure_richpanel()
+    sandbox["order_protection"].seed(
+        {
+            "claims": claim_nodes(3),
+            "orders": {"order-c-1": {"number": "1001", "customer": {"email": "yan@example.com", "first_name": "Yan"}}},
+        }
+    )
+    bare = claim_created("c-1")
+    del bare["customer"], bare["order"]
+
+    op.webhook("claim.created", bare, event_id="bare-2")
+    op.work()
+
+    assert len(sandbox["order_protection"].calls("/v1/claims", "GET")) == 1
+    assert len(sandbox["order_protection"].calls("/v1/orders/order-c-1", "GET")) == 1
+    (ticket,) = tickets(sandbox)
+    assert ticket["via"]["source"]["from"]["address"] == "yan@example.com"
+
+
+def test_a_customer_known_only_by_phone_gets_an_sms_ticket_a_held_credit_and_is_found_by_phone(op, sandbox):
+    from tests.integration.test_credits import store_credit
+    from tests.integration.test_widget import get, signed
+
+    op.configure_richpanel()
+    by_phone = claim_created("c-1", customer={"first_name": "Pat", "phone": "+1 (555) 010-0199"})
+    op.webhook("claim.created", by_phone, event_id="phone-1")
+    op.webhook("claim.approved", claim_approved("c-1", store_credit("15.00")), event_id="phone-2")
+    op.work()
+    op.work("CreditWorkerFunction")
+
+    (ticket,) = tickets(sandbox)
+    assert ticket["via"]["channel"] == "twilio-sms"
+    assert ticket["via"]["source"]["from"] == {"number": "+15550100199", "name": "Pat"}
+    (row,) = op.claim_view("c-1")["ledger"]
+    assert row["state"] == "HELD" and row["hold_code"] == "no_email"
+    assert "no email for the gift card" in row["state_reason"]
+    assert sandbox["rise"].calls() == []
+    params = {
+        "store_id": op.store_id,
+        "customer_phone": "+15550100199",
+        "timestamp": str(int(__import__("time").time())),
+    }
+    from claimbridge.crypto import sign_widget
+    from tests.integration.test_widget import WIDGET_SECRET
+
+    found = get(op, op.store_id, {**params, "signature": sign_widget(WIDGET_SECRET, params)}, as_json=True)
+    assert found.status == 200 and [c["claim_id"] for c in found.json()["claims"]] == ["c-1"]
+    assert get(op, op.store_id, signed(op.store_id, "ann@example.com"), as_json=True).json()["claims"] == []
+
+
+def test_a_widget_url_is_signed_for_a_phone_and_one_customer_is_asked_for(op, sandbox):
+    op.webhook("claim.created", claim_created("c-1", customer={"phone": "+15550100199"}), event_id="phone-3")
+    op.work()
+    path = f"/internal/stores/{op.store_id}/widget-url"
+
+    made = op.stack.admin("POST", path, {"customer_phone": "+1 555 010 0199"})
+    both = op.stack.admin("POST", path, {"customer_phone": "+15550100199", "customer_email": "ann@example.com"})
+    neither = op.stack.admin("POST", path, {})
+    shown = op.stack.api.invoke("GET", made.json()["url"].split("127.0.0.1", 1)[-1].split("/", 1)[-1].join(["/", ""]))
+
+    assert made.status == 200 and "customer_phone=%2B15550100199" in made.json()["url"]
+    assert both.status == 422 and neither.status == 422
+    assert shown.status == 200 and "+15550100199" in shown.body.decode()

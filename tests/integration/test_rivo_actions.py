@@ -213,7 +213,7 @@ BAD = [
     ("GET", "list_vip_tiers", {"since_id": "1.5"}, None, "since_id"),
     ("POST", "update_customer_dob", {}, {"customer_email": ANN, "dob": "2999-01-01"}, "dob"),
     ("POST", "cancel_membership", {}, {"customer_email": ANN, "now": True}, "now"),
-    ("POST", "create_points_event", {}, {"customer_email": ANN}, "body"),
+    ("POST", "create_points_event", {}, {"customer_email": ANN}, "credits_amount"),
     ("POST", "create_points_event", {}, {"customer_email": ANN, "points_amount": "ten"}, "points_amount"),
     ("POST", "create_points_event", {}, {"customer_email": ANN, "credits_amount": "1.234"}, "credits_amount"),
     ("POST", "create_points_event", {}, {"customer_email": ANN, "credits_amount": "100.01"}, "credits_amount"),
@@ -544,16 +544,50 @@ def test_a_revoked_key_marks_rivo_invalid_and_later_actions_are_refused_before_a
     assert action_row(rivo, "after-revoked-1") is None
 
 
-def test_a_write_whose_key_rivo_refuses_is_held_and_made_when_a_key_is_saved(rivo, sandbox):
+def test_a_write_whose_key_rivo_refuses_is_409_and_not_made_later_when_a_key_is_saved(rivo, sandbox):
     sandbox["rivo"].seed({"revoked_keys": [RIVO_KEY + rivo.store_id]})
-    held = call(rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 5}, key="held-for-key-01")
+    refused = call(
+        rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 5}, key="held-for-key-01"
+    )
 
     rivo.configure("rivo", {"api_key": RIVO_KEY + rivo.store_id + "_new"})
     rivo.work("CreditWorkerFunction")
+    again = call(
+        rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 5}, key="held-for-key-01"
+    )
 
-    assert held.status == 202 and held.json()["state"] == "HELD" and "refused the credential" in held.json()["reason"]
-    assert (action_row(rivo, "held-for-key-01") or {})["state"] == "ISSUED"
-    assert len(sandbox["rivo"].state()["points_events"]) == 1
+    assert refused.status == 409 and refused.json()["state"] == "FAILED"
+    assert "refused the credential" in refused.json()["reason"] and "ask again" in refused.json()["reason"]
+    assert again.status == 409 and again.json()["replayed"] is True  # the key keeps its answer
+    assert sandbox["rivo"].state()["points_events"] == []  # nothing made behind the caller's back
+
+
+def test_credits_granted_by_hand_draw_on_the_daily_limit_and_amounts_follow_the_currency(rivo, sandbox, monkeypatch):
+    from claimbridge.limits import MoneyLimits
+
+    limits = MoneyLimits(bonus_daily=Decimal("30.00"))
+    monkeypatch.setattr(module_of(rivo, "AdminFunction").loyalty()._budget, "_limits", limits)
+    first = call(
+        rivo, "POST", "create_points_event", {"customer_email": ANN, "credits_amount": "20.00"}, key="daily-room-0001"
+    )
+    over = call(
+        rivo, "POST", "create_points_event", {"customer_email": ANN, "credits_amount": "20.00"}, key="daily-room-0002"
+    )
+
+    assert first.status == 201
+    assert over.status == 422 and "daily limit" in over.json()["errors"][0]["message"]
+    assert action_row(rivo, "daily-room-0002") is None and len(sandbox["rivo"].state()["points_events"]) == 1
+
+
+def test_the_same_amount_written_two_ways_is_one_request(rivo, sandbox):
+    first = call(
+        rivo, "POST", "create_points_event", {"customer_email": ANN, "credits_amount": "5"}, key="two-ways-00001"
+    )
+    again = call(
+        rivo, "POST", "create_points_event", {"customer_email": ANN, "credits_amount": 5.0}, key="two-ways-00001"
+    )
+
+    assert (first.status, again.status) == (201, 200)
 
 
 def test_a_read_only_admin_key_may_read_but_not_write(rivo, sandbox):
@@ -570,3 +604,39 @@ def test_a_read_only_admin_key_may_read_but_not_write(rivo, sandbox):
 
     assert read.status == 200 and write.status == 403
     assert rivo_calls(sandbox, "/points_events") == []
+
+
+def test_a_write_whose_key_has_no_pacing_slot_goes_back_to_queued_unsent(rivo, sandbox, monkeypatch):
+    from claimbridge.jobs import JobDeferredError
+    from claimbridge.pacing import TablePacer
+
+    def full(self: Any) -> None:
+        raise JobDeferredError(4, "waiting for a pacer slot")
+
+    monkeypatch.setattr(TablePacer, "acquire", full)
+    answer = call(rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 5}, key="no-slot-00001")
+
+    row = action_row(rivo, "no-slot-00001") or {}
+    assert answer.status == 202 and row["state"] == "QUEUED"  # not PENDING: nothing left, nothing to reconcile
+    assert [f"{s['from']}>{s['to']}" for s in row["history"]] == ["QUEUED>PENDING", "PENDING>QUEUED"]
+    assert rivo_calls(sandbox) == [] and rivo.messages("CreditQueue") == 1
+
+
+def test_a_lost_answer_is_not_looked_up_on_another_account_after_the_key_changed(rivo, sandbox, short_timeout):
+    sandbox["rivo"].faults(
+        no_rate_limit=True,
+        apply_timeout_rate=1.0,
+        apply_timeout_path="/points_events",
+        apply_timeout_method="POST",
+        hang_s=1.5,
+    )
+    call(rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 9}, key="key-changed-0001")
+    sandbox["rivo"].faults(no_rate_limit=True)
+    rivo.configure("rivo", {"api_key": RIVO_KEY + rivo.store_id + "_other_account"})
+
+    reconcile(rivo, short_timeout, "key-changed-0001")
+
+    row = action_row(rivo, "key-changed-0001") or {}
+    assert row["state"] == "HELD" and row["hold_code"] == "outcome_unknown"
+    assert "credential was changed" in row["evidence"]["why_not_looked"]
+    assert len(rivo_calls(sandbox, "/points_events")) == 1  # no look-up on the new account, nothing re-sent

@@ -41,3 +41,21 @@ def test_a_runs_record_keeps_its_counts_and_leaves_the_error_object_out():
 
     assert record["outcome"] == "failed" and record["pages"] == 2
     assert "error" not in record and "again_s" not in record
+
+
+def test_a_redemption_stays_a_candidate_unless_a_field_it_has_differs():
+    from datetime import UTC, datetime
+
+    from claimbridge.clients.rivo import Redemption
+    from claimbridge.providers.rivo import _could_be
+
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    charged_its_own_cost = Redemption(id="1", points_amount=500, reward=None, applied_at="2026-11-02T00:00:00Z")
+    other_reward = Redemption(id="2", points_amount=100, reward={"id": 12}, applied_at="2026-11-02T00:00:00Z")
+    older = Redemption(id="3", points_amount=100, reward={"id": 11}, applied_at="2026-10-01T00:00:00Z")
+    undated = Redemption(id="4", points_amount=100, reward={"id": 11}, applied_at="not a date")
+
+    assert _could_be(charged_its_own_cost, {"reward_id": 11}, since)  # no points asked, no reward embedded
+    assert not _could_be(other_reward, {"reward_id": 11, "points_amount": 100}, since)
+    assert not _could_be(older, {"reward_id": 11, "points_amount": 100}, since)
+    assert _could_be(undated, {"reward_id": 11, "points_amount": 100}, since)

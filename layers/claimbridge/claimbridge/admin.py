@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from claimbridge.bounds import check_id, check_store_id, is_email
-from claimbridge.claims import TICKET_SKIPPED
+from claimbridge.claims import TICKET_SKIPPED, phone_number
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.clients.richpanel import RichpanelClient, Team
 from claimbridge.credits import follow_up, new_row
@@ -452,20 +452,30 @@ class AdminService:
         return row
 
     def widget_url(self, store_id: str, body: Any, base_url: str, now: float) -> dict[str, Any]:
-        """A signed widget URL for one customer (valid for the widget's 300 s skew window)."""
+        """A signed widget URL for one customer, by email or (for a customer known only by phone) by phone, valid for
+        the widget's 300 s skew window."""
         check_store_id(store_id)
-        email = body.get("customer_email") if isinstance(body, dict) else None
-        if not isinstance(email, str) or not is_email(email.strip().lower()):
+        if not isinstance(body, dict):
+            raise invalid("body", "must be {customer_email} or {customer_phone}")
+        if set(body) - {"customer_email", "customer_phone"}:
+            raise invalid(sorted(set(body) - {"customer_email", "customer_phone"})[0], "unknown field")
+        email, phone = body.get("customer_email"), body.get("customer_phone")
+        if email is None and phone is not None:
+            number = phone_number(phone) if isinstance(phone, str) else None
+            if number is None:
+                raise invalid("customer_phone", "must be a phone number such as +15550100 (6 to 15 digits)")
+            customer, by = number, "customer_phone"
+        elif not isinstance(email, str) or not is_email(email.strip().lower()):
             raise invalid("customer_email", "must be an email address such as ann@example.com")
-        if set(body) - {"customer_email"}:
-            raise invalid(sorted(set(body) - {"customer_email"})[0], "unknown field")
+        else:
+            customer, by = email.strip().lower(), "customer_email"
         info = self._directory.store(store_id)
         if info is None:
             raise ResourceNotFoundError(f"store {store_id} not found")
         secret = info.secrets.get("widget_secret")
         if not secret:
             raise invalid("widget_secret", "the store has no widget secret: set one on the store profile first")
-        query = signed_query(secret, store_id, email.strip().lower(), now)
+        query = signed_query(secret, store_id, customer, now, by=by)
         return {"url": widget_url(base_url, store_id, query), "expires_at": int(query["timestamp"]) + MAX_SKEW_S}
 
     def ledger_entry(self, store_id: str, entry_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +51,7 @@ SNOOZE_STATES = frozenset({"APPROVED", "RESOLVED"})
 # For two events of the same time, the later stage of a claim's life wins.
 STATE_RANK = {"NEW": 0, "OPEN": 1, "DENIED": 2, "APPROVED": 3, "RESOLVED": 4}
 PROTECTION_RANK = {"protection.added": 1, "protection.removed": 2}
+SMS_CHANNEL = "twilio-sms"  # Richpanel's SMS channel (seeds/004's channel list)
 CLAIM_DUE_S = 600  # a claim whose event's work is not done this long after is re-driven by the sweeper
 RECONCILE_TOPIC = "claim.reconcile"  # an internal job: never accepted from a webhook
 TICKET_SKIPPED = "TICKET_SKIPPED"
@@ -263,18 +265,23 @@ class ClaimsService:
             "due_shard": due_shard(f"{info.store_id}/{claim_id}"),
             "due_at": int(self._clock()) + CLAIM_DUE_S,
         }
-        if customer is not None and customer.email:
+        # A customer known only by phone is indexed by it, until an email (which wins) is known.
+        phone = phone_number(customer.phone) if customer is not None else None
+        by_phone: frozenset[str] = frozenset()
+        if customer is not None and (customer.email or phone):
+            identity = customer.email or phone_identity(phone or "")
             values.update(
                 {
                     "customer_email": customer.email,
                     "customer_name": customer.name or None,
-                    "customer_phone": customer.phone,
+                    "customer_phone": phone or customer.phone,
                     "customer_id": customer.id,
-                    "GSI1PK": customer_pk(info.store_id, customer_key(info.customer_hash_key, customer.email)),
+                    "GSI1PK": customer_pk(info.store_id, customer_key(info.customer_hash_key, identity)),
                 }
             )
+            by_phone = frozenset() if customer.email else frozenset({"GSI1PK"})
         if not state:
-            return self._store.upsert_claim(info.store_id, claim_id, values)
+            return self._store.upsert_claim(info.store_id, claim_id, values, keep=by_phone)
         if initial:
             first = {
                 "claim_state": state,
@@ -282,15 +289,17 @@ class ClaimsService:
                 "state_rank": STATE_RANK.get(state, 1),
                 "state_event": f"{job.topic} {job.event_id}",
             }
-            claim = self._store.upsert_claim(info.store_id, claim_id, values | first, keep=frozenset(first))
+            claim = self._store.upsert_claim(info.store_id, claim_id, values | first, keep=frozenset(first) | by_phone)
             self._timeline(info.store_id, claim_id, note=f"{job.topic}: {state}, now {claim.get('claim_state')}")
             return claim
         moved = values | (ordered or {}) | {"claim_state": state, "state_event": f"{job.topic} {job.event_id}"}
         kinds = ", ".join(r["type"] for r in (ordered or {}).get("resolutions", [])) or "no resolution"
         try:
-            claim = self._store.upsert_claim(info.store_id, claim_id, moved, newer_than=(at, STATE_RANK.get(state, 1)))
+            claim = self._store.upsert_claim(
+                info.store_id, claim_id, moved, keep=by_phone, newer_than=(at, STATE_RANK.get(state, 1))
+            )
         except ConditionFailedError:
-            claim = self._store.upsert_claim(info.store_id, claim_id, values)
+            claim = self._store.upsert_claim(info.store_id, claim_id, values, keep=by_phone)
             self._timeline(
                 info.store_id,
                 claim_id,
@@ -351,11 +360,13 @@ class ClaimsService:
                 )
             if (
                 row["state"] == State.HELD
-                and row.get("hold_code") == "customer_unknown"
+                and row.get("hold_code") in ("customer_unknown", "no_email")
                 and claim.get("customer_email")
             ):
                 with contextlib.suppress(LostRaceError):  # the customer came after the deadline: go on now
-                    row = self._ledger.move(row, Outcome.REPAIR, reason="re-driven: the claim's customer arrived")
+                    row = self._ledger.move(
+                        row, Outcome.REPAIR, reason="re-driven: the claim's customer's email arrived"
+                    )
             if row["state"] == State.QUEUED:
                 jobs.append(CreditJob(store_id=info.store_id, pk=pk, sk=sk))
         if jobs and self._enqueue_credits is not None:
@@ -384,9 +395,11 @@ class ClaimsService:
     # -- Order Protection ----------------------------------------------------------------------------------------
 
     def _fetch_order(self, info: StoreInfo, claim_id: str, order_id: str | None) -> Order | None:
-        """The order with its customer, from the Order Protection API, when the webhook lacks them."""
+        """The claim's customer and order from Order Protection when the webhook lacks them: its confirmed claims list
+        first (``authorEmail``, ``sourceOrderNumber``), the order endpoint (our choice, not public) only when that
+        finds no email."""
         op = self._directory.integration(info.store_id, "order_protection")
-        if op is None or not op.valid or not order_id:
+        if op is None or not op.valid:
             self._timeline(
                 info.store_id,
                 claim_id,
@@ -396,6 +409,14 @@ class ClaimsService:
             return None
         client = self._order_protection(op.secrets["api_token"], self._observer(info.store_id, claim_id))
         try:
+            node = client.find_claim(claim_id)
+            if node is not None and node.author_email:
+                self._timeline(info.store_id, claim_id, note="customer found in Order Protection's claims list")
+                return Order.model_validate(
+                    {"number": node.source_order_number, "customer": {"email": node.author_email}}
+                )
+            if not order_id:
+                return None
             return client.get_order(order_id)
         except AuthError:
             self._directory.mark_invalid(info.store_id, "order_protection", "Order Protection refused the API token")
@@ -431,8 +452,8 @@ class ClaimsService:
         claim_id = claim["claim_id"]
         if claim.get("ticket_id"):
             return str(claim["ticket_id"])
-        if not claim.get("customer_email"):
-            self._timeline(info.store_id, claim_id, note="no customer email known: no ticket opened")
+        if not claim.get("customer_email") and not claim.get("customer_phone"):
+            self._timeline(info.store_id, claim_id, note="no customer email or phone known: no ticket opened")
             return None
         found = self._richpanel_for(info, claim_id)
         if found is None:
@@ -502,7 +523,8 @@ def ticket_for(claim: dict[str, Any], settings: dict[str, Any], claim_url: str) 
     lines = [
         f"<p><b>Order Protection claim #{_e(claim_id)}</b>: {_e(kind)}, "
         f"status {_e(claim.get('claim_state', 'NEW'))}</p>",
-        f"<p>Customer: {_e(claim.get('customer_name') or '')} &lt;{_e(claim['customer_email'])}&gt;"
+        f"<p>Customer: {_e(claim.get('customer_name') or '')}"
+        + (f" &lt;{_e(claim['customer_email'])}&gt;" if claim.get("customer_email") else "")
         + (f", {_e(claim['customer_phone'])}" if claim.get("customer_phone") else "")
         + "</p>",
         f"<p>Order #{_e(order_number)}</p>",
@@ -531,7 +553,7 @@ def ticket_for(claim: dict[str, Any], settings: dict[str, Any], claim_url: str) 
         f'<p><a href="{_e(claim_url)}">View the full claim conversation in Order Protection</a><br>{_e(claim_url)}</p>'
     )
     lines.append("<p>Reply to the customer from Order Protection, not from here; use Add Note for internal notes.</p>")
-    sender: dict[str, Any] = {"address": claim["customer_email"]}
+    sender: dict[str, Any] = {"address": claim["customer_email"]} if claim.get("customer_email") else {}
     if claim.get("customer_name"):
         sender["name"] = claim["customer_name"]
     if claim.get("customer_phone"):
@@ -540,12 +562,30 @@ def ticket_for(claim: dict[str, Any], settings: dict[str, Any], claim_url: str) 
         "status": "OPEN",
         "subject": f"Order Protection claim #{claim_id}: {kind} (order #{order_number})",
         "comment": {"body": "".join(lines), "sender_type": "customer"},
-        "via": {"channel": settings.get("default_channel") or "email", "source": {"from": sender}},
+        # a customer known only by phone is reached on the SMS channel, the phone as the contact
+        "via": {
+            "channel": (settings.get("default_channel") or "email") if claim.get("customer_email") else SMS_CHANNEL,
+            "source": {"from": sender},
+        },
         "tags": ["order-protection", f"claim-{str(claim.get('claim_type', 'unknown')).lower()}"],
     }
     if settings.get("default_team_id"):
         ticket["assignee_team_id"] = settings["default_team_id"]
     return ticket
+
+
+def phone_number(value: str | None) -> str | None:
+    """A phone number as one key: ``+`` and digits only (spaces, dashes, dots and brackets dropped); None when it is
+    not one (6 to 15 digits)."""
+    if not value:
+        return None
+    digits = re.sub(r"[\s().-]", "", value)
+    return digits if re.fullmatch(r"\+?[0-9]{6,15}", digits) else None
+
+
+def phone_identity(phone: str) -> str:
+    """What a phone-only customer is indexed by (in place of an email): the widget asks by it."""
+    return f"phone:{phone.lstrip('+')}"
 
 
 def _e(value: Any) -> str:

@@ -8,6 +8,7 @@ row, not the job, is the truth: jobs name a row and may come any number of times
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from claimbridge.limits import MoneyLimits
 from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
+from claimbridge.pacing import account_key
 from claimbridge.providers import RIVO_ACTION_KINDS, Applied, Credit, CreditProvider, ProviderFactory
 from claimbridge.store import Store, customer_pk, iso_at, now_iso
 
@@ -132,12 +134,16 @@ class CreditService:
         except IntegrationError as error:
             self._refused_or_retry(row, error, calls, taken=False)
             return
-        row = self._ledger.move(row, Outcome.TAKE, fields=customer | plan.fields, calls=calls)
+        account = {"account": self._account(info, row)}  # which partner account the call goes to (see _reconcile)
+        row = self._ledger.move(row, Outcome.TAKE, fields=customer | plan.fields | account, calls=calls)
         try:
             applied = provider.apply(_credit(row, info))
         except IntegrationError as error:
             self._refused_or_retry(row, error, calls, taken=True)
             return
+        except JobDeferredError:  # the account's pacer had no slot: the request never left
+            self._ledger.move(row, Outcome.NOT_SENT, reason="waiting for the partner account's pace; not sent")
+            raise
         self._issued(row, Outcome.APPLIED, applied, calls)
 
     def _refused_or_retry(
@@ -156,6 +162,15 @@ class CreditService:
         if isinstance(error, AuthError):  # nothing was made; held, and re-driven when the key is saved or valid again
             reason = f"{row['provider']} refused the credential ({error})"
             self._directory.mark_invalid(row["store_id"], row["provider"], reason)
+            if row["kind"] in RIVO_ACTION_KINDS:  # asked for now by a person: not made later without asking again
+                self._ledger.move(
+                    row,
+                    Outcome.REFUSE,
+                    reason=f"{reason}; not made (ask again once a working key is saved)",
+                    calls=calls,
+                    fields={"hold_code": "provider_invalid"},
+                )
+                return
             self._ledger.move(
                 row,
                 Outcome.HOLD,
@@ -179,6 +194,10 @@ class CreditService:
         if isinstance(provider, Stop):
             return self._hold_unknown(row, calls, {"why_not_looked": provider.reason})
         assert info is not None
+        if row.get("account") and row["account"] != self._account(info, row):
+            # The key was changed since the call: the new account's records prove nothing about the old one's.
+            why = "the partner credential was changed since the call; check the account it was sent to"
+            return self._hold_unknown(row, calls, {"why_not_looked": why})
         row = self._ledger.move(row, Outcome.RECONCILE, calls=calls)
         try:
             evidence = provider.find(_credit(row, info))
@@ -367,6 +386,13 @@ class CreditService:
             return None, customer
         if row.get("customer_email"):
             return None, {}
+        if claim.get("customer_phone"):  # known, but only by phone: a gift card goes to an email address
+            return Stop(
+                Outcome.HOLD,
+                "no_email",
+                "no email for the gift card: the claim's customer is known only by phone; held for an operator "
+                "(sent when an email arrives), no call made",
+            ), {}
         waited = self._clock() - _epoch(row["created_at"])
         if waited < self._customer_wait_s:
             return Stop(
@@ -433,6 +459,14 @@ class CreditService:
         self._ledger.move(row, Outcome.HOLD, reason=stop.reason, fields={"hold_code": stop.code})
         metrics.add_metric(name="CreditHeld", unit="Count", value=1)
         logger.warning("credit held", ledger=row["ledger_id"], code=stop.code, reason=stop.reason)
+
+    def _account(self, info: StoreInfo, row: dict[str, Any]) -> str | None:
+        """A fingerprint of the partner account the row's provider calls (its credential), never the credential."""
+        name = row.get("provider") or info.profile.get("credit_provider", "rise")
+        integration = self._directory.integration(info.store_id, name)
+        if integration is None:
+            return None
+        return account_key(name, json.dumps(integration.secrets, sort_keys=True, default=str))
 
     def _provider(self, info: StoreInfo | None, row: dict[str, Any], calls: list[dict[str, Any]]) -> Any:
         """The store's provider for this row, or the Stop that says why there is none."""

@@ -43,7 +43,7 @@ from claimbridge.errors import (
 )
 from claimbridge.jobs import JobDeferredError
 from claimbridge.ledger import Ledger, State
-from claimbridge.limits import MoneyLimits
+from claimbridge.limits import BonusBudget, MoneyLimits
 from claimbridge.models.credits import CreditJob
 from claimbridge.models.rivo import (
     ActionIn,
@@ -57,6 +57,7 @@ from claimbridge.models.rivo import (
     UpdateDobIn,
     VipTierIn,
 )
+from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger
 from claimbridge.store import Store
 
@@ -239,10 +240,13 @@ class RivoActions:
         self._flow = flow
         self._enqueue_credit = enqueue_credit
         self._limits = limits or MoneyLimits()
+        self._budget = BonusBudget(store, self._limits)
 
     def catalogue(self, store_id: str) -> dict[str, Any]:
         """Every action with its method, path and JSON schema (what a helpdesk macro or a person needs)."""
         check_store_id(store_id)
+        if self._directory.store(store_id) is None:
+            raise ResourceNotFoundError(f"store {store_id} not found")
         base = f"/internal/integrations/rivo/stores/{store_id}/actions"
         return {
             "actions": [
@@ -305,6 +309,8 @@ class RivoActions:
                 "rivo is rate limiting this key; retry after Retry-After", error.retry_after
             ) from None
         except AuthError as error:
+            if error.status != 401:  # a 403 refuses this action (a plan without it), not the key
+                raise RefusedByRivoError(f"rivo refused {action.name}: {_detail(error) or error}") from None
             reason = f"rivo refused the key ({error})"
             self._directory.mark_invalid(store_id, "rivo", reason)
             raise ConflictError(f"{reason}: the rivo integration is marked invalid until a key is saved") from None
@@ -322,32 +328,47 @@ class RivoActions:
     def _once(self, info: Any, action: Action, request: ActionIn, key: str) -> Answer:
         store_id = info.store_id
         dumped = request.model_dump(mode="json")
-        digest = hashlib.sha256(json.dumps([action.name, dumped], sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps([action.name, _canonical(request)], sort_keys=True).encode()).hexdigest()
         pk, sk = f"STORE#{store_id}#RIVO#{key}", "LEDGER#action"
         existing = self._ledger.get(pk, sk)
         if existing is not None:
             return self._replay(existing, digest, key)
+        currency = info.profile.get("currency", "USD")
         granted = request.credits_amount if isinstance(request, PointsEventIn) else Decimal(0)
+        try:
+            granted = parse_amount(granted, currency)
+        except MoneyError as error:
+            raise invalid("credits_amount", f"{error}; nothing was sent") from None
         cap, whose = self._limits.cap_for(info.profile)
         if cap is not None and granted > cap:
             raise invalid("credits_amount", f"{granted} is over {whose} of {cap:.2f}; nothing was sent")
-        row, created = self._ledger.create(
-            new_row(
-                info,
-                pk=pk,
-                sk=sk,
-                kind=action.kind or "",
-                amount=granted,
-                currency=info.profile.get("currency", "USD"),
-                provider="rivo",
-                action=action.name,
-                customer_email=str(getattr(request, "customer_email", "")),
-                request=dumped,
-                request_hash=digest,
-                idempotency_key=key,
+        # Credits granted by hand draw on the store's daily room for credits granted by hand (as bonus credits do).
+        reservation = self._budget.reserve(store_id, granted) if granted > 0 else None
+        if granted > 0 and reservation is None:
+            raise invalid(
+                "credits_amount",
+                f"{granted} would take this store's credits granted by hand today past its daily limit "
+                f"({self._budget.used_today(store_id):.2f} used); nothing was sent",
             )
+        asked = new_row(
+            info,
+            pk=pk,
+            sk=sk,
+            kind=action.kind or "",
+            amount=granted,
+            currency=currency,
+            provider="rivo",
+            action=action.name,
+            customer_email=str(getattr(request, "customer_email", "")),
+            request=dumped,
+            request_hash=digest,
+            idempotency_key=key,
         )
-        if not created:  # the same key, at the same moment, from another request
+        # Not in the customer's index: the widget lists claims and return credits there, not loyalty actions.
+        row, created = self._ledger.create({k: v for k, v in asked.items() if k not in ("GSI1PK", "GSI1SK")})
+        if not created:  # the same key, at the same moment, from another request: its reservation stands
+            if reservation is not None:
+                self._budget.release(reservation)
             return self._replay(row, digest, key)
         self._make(CreditJob(store_id=store_id, pk=pk, sk=sk))
         return _answer(self._ledger.get(pk, sk) or row, replayed=False)
@@ -373,6 +394,11 @@ class RivoActions:
                 f"Idempotency-Key {key} was used for another request ({row.get('action')} with other fields); "
                 "nothing sent: use a new key for a new request"
             )
+        if row["state"] == State.QUEUED and self._ledger.lease_left(row) == 0 and not row.get("wait_code"):
+            # Its first request may have died before making it, or its job may be delayed: move it now (the ledger
+            # makes a second attempt harmless), rather than leave it for the sweeper.
+            self._make(CreditJob(store_id=row["store_id"], pk=row["PK"], sk=row["SK"]))
+            row = self._ledger.get(row["PK"], row["SK"]) or row
         return _answer(row, replayed=True)
 
 
@@ -381,6 +407,8 @@ def _answer(row: dict[str, Any], *, replayed: bool) -> Answer:
     (409), or still on its way, or held for a person (202, with the reason)."""
     state = row["state"]
     status = {State.ISSUED: 200 if replayed else 201, State.FAILED: 422, State.CANCELLED: 409}.get(state, 202)
+    if state == State.FAILED and row.get("hold_code") == "provider_invalid":
+        status = 409  # Rivo refused the key: nothing made, and the integration is marked invalid
     body: dict[str, Any] = {
         "action": row.get("action"),
         "ledger_id": row["ledger_id"],
@@ -394,6 +422,14 @@ def _answer(row: dict[str, Any], *, replayed: bool) -> Answer:
     if state == State.HELD and row.get("evidence"):
         body["evidence"] = _counts(row["evidence"])
     return Answer(status, body, {"Idempotent-Replayed": "true"} if replayed else {})
+
+
+def _canonical(request: ActionIn) -> Any:
+    """The request as compared for a repeated key: amounts by value (5 and 5.00 are one request)."""
+    return {
+        name: format(value.normalize(), "f") if isinstance(value, Decimal) else value
+        for name, value in request.model_dump(mode="python").items()
+    } | {"applied_at": str(getattr(request, "applied_at", None))}
 
 
 def _counts(value: Any) -> Any:

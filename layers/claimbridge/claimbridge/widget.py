@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from claimbridge.bounds import is_email, is_store_id
+from claimbridge.claims import phone_identity, phone_number
 from claimbridge.clients.http import IntegrationError
 from claimbridge.clients.rivo import RivoClient
 from claimbridge.crypto import customer_key, sign_widget
@@ -74,8 +75,11 @@ class WidgetView:
         }
 
 
-def signed_query(secret: str, store_id: str, customer_email: str, now: float) -> dict[str, str]:
-    params = {"store_id": store_id, "customer_email": customer_email, "timestamp": str(int(now))}
+def signed_query(
+    secret: str, store_id: str, customer: str, now: float, *, by: str = "customer_email"
+) -> dict[str, str]:
+    """The widget's signed parameters for one customer, by email (or ``by="customer_phone"``)."""
+    params = {"store_id": store_id, by: customer, "timestamp": str(int(now))}
     return {**params, "signature": sign_widget(secret, params)}
 
 
@@ -127,8 +131,10 @@ class WidgetService:
                 credited["credits"].append({"kind": RETURN_PARTS.get(item["kind"], item["kind"]), **_credit(item)})
         orders = [_order(i) for i in items if i["GSI1SK"].startswith("ORDER#")]
         claims = [self._claim(i, credit_rows.get(i["claim_id"], [])) for i in items if i["GSI1SK"].startswith("CLAIM#")]
-        loyalty = self._loyalty_of(store_id, email, rivo)
-        return WidgetView(info.profile.get("name", store_id), email, orders, claims, loyalty, list(returns.values()))
+        by_phone = email.startswith("phone:")
+        loyalty = None if by_phone else self._loyalty_of(store_id, email, rivo)  # Rivo knows customers by email
+        who = "+" + email.removeprefix("phone:") if by_phone else email
+        return WidgetView(info.profile.get("name", store_id), who, orders, claims, loyalty, list(returns.values()))
 
     def _loyalty_of(self, store_id: str, email: str, integration: Integration | None) -> dict[str, Any] | None:
         """Points, credits and VIP tier from Rivo: short timeout, cached; a slow or failing Rivo becomes a note."""
@@ -168,9 +174,10 @@ class WidgetService:
             raise WidgetAuthError(f"at most {MAX_PARAMS} query parameters of at most 512 characters")
         signature = query.get("signature") or header_signature or ""
         email = query.get("customer_email", "")
+        phone = query.get("customer_phone", "")
         timestamp = query.get("timestamp", "")
-        if not signature or not email or not timestamp:
-            raise WidgetAuthError("customer_email, timestamp and signature are required")
+        if not signature or not (email or phone) or not timestamp:
+            raise WidgetAuthError("customer_email (or customer_phone), timestamp and signature are required")
         if not TIMESTAMP.fullmatch(timestamp):
             raise WidgetAuthError("timestamp must be unix seconds")
         if abs(self._clock() - int(timestamp)) > MAX_SKEW_S:
@@ -179,6 +186,11 @@ class WidgetService:
             raise WidgetAuthError("the signature must be 64 hexadecimal characters")
         if "store_id" in query and query["store_id"] != store_id:
             raise WidgetAuthError("the signature does not match")
+        if not email:  # a customer known only by phone (claimbridge.claims.phone_identity)
+            number = phone_number(phone)
+            if number is None:
+                raise WidgetAuthError("customer_phone must be a phone number (6 to 15 digits)")
+            return phone_identity(number), signature.lower()
         if not is_email(email.strip().lower()):
             raise WidgetAuthError("customer_email must be an email address")
         return email.strip().lower(), signature.lower()

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from claimbridge.models.fields import Email
 
@@ -51,18 +51,19 @@ class PointsEventIn(ActionIn):
 
     customer_email: Email
     points_amount: Annotated[int, Field(ge=-10_000_000, le=10_000_000)] = 0
-    credits_amount: Credits = Decimal(0)
+    credits_amount: Annotated[Credits, Field(validate_default=True)] = Decimal(0)  # checked with the points
     source: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "claimbridge"
     applied_at: datetime | None = None
     skip_email: bool = False
     external_note: Note | None = None
     custom_action_name: Annotated[str, StringConstraints(max_length=100)] | None = None
 
-    @model_validator(mode="after")
-    def _something(self) -> PointsEventIn:
-        if self.points_amount == 0 and self.credits_amount == 0:
+    @field_validator("credits_amount")
+    @classmethod
+    def _something(cls, amount: Decimal, info: ValidationInfo) -> Decimal:
+        if amount == 0 and info.data.get("points_amount") == 0:
             raise ValueError("points_amount or credits_amount must be given (not both zero)")
-        return self
+        return amount
 
 
 class RedemptionIn(ActionIn):

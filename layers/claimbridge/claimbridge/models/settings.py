@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from claimbridge.models.fields import Email
@@ -214,7 +215,18 @@ def _check_token(token: SecretStr | None) -> SecretStr | None:
 
 
 class WidgetUrlIn(StrictBody):
-    customer_email: Email
+    """One customer: by email, or by phone for a customer known only by phone."""
+
+    customer_email: Email | None = None
+    customer_phone: (
+        Annotated[str, StringConstraints(min_length=6, max_length=32, pattern=r"^\+?[0-9 ().-]+$")] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WidgetUrlIn:
+        if (self.customer_email is None) == (self.customer_phone is None):
+            raise ValueError("customer_email or customer_phone, one of them")
+        return self
 
 
 def partial(model: type[BaseModel]) -> type[BaseModel]:

@@ -99,7 +99,8 @@ class RivoProvider:
             if cursor is None:
                 break
         else:
-            return Evidence(seen=seen | {"lookup_inconclusive": "more redemptions than were read", "candidates": []})
+            more = "more redemptions than were read"
+            return Evidence(seen=seen | {"lookup_inconclusive": more, "candidates": candidates})
         if not candidates:
             return Evidence(conclusive=True, seen=seen | {"found": "no redemption of the customer's could be it"})
         return Evidence(seen=seen | {"candidates": candidates})
@@ -135,13 +136,16 @@ def _public(redemption: Redemption) -> dict[str, Any]:
 
 
 def _could_be(redemption: Redemption, wanted: dict[str, Any], since: datetime) -> bool:
+    """Whether a redemption could be the one asked for: only a field that is there and differs rules it out (Rivo
+    may charge a reward's own cost when none was sent, or name the reward only as a relationship)."""
     made = _when(redemption.applied_at or "")
     if made is not None and made < since:  # one whose date cannot be read stays a candidate
         return False
     reward = (redemption.reward or {}).get("id")
-    if wanted.get("reward_id") is not None and str(reward) != str(wanted["reward_id"]):
+    if wanted.get("reward_id") is not None and reward is not None and str(reward) != str(wanted["reward_id"]):
         return False
-    return int(wanted.get("points_amount") or 0) == redemption.points_amount
+    points = int(wanted.get("points_amount") or 0)
+    return not (points and redemption.points_amount and points != redemption.points_amount)
 
 
 def _when(iso: str) -> datetime | None:
