@@ -477,7 +477,7 @@ def list_richpanel_teams(storeId: str):
 RIVO_ACTIONS = "/internal/integrations/rivo/stores/<storeId>/actions"
 
 
-@_route("GET", RIVO_ACTIONS, "Rivo's actions, with their JSON schemas", 200, 422, tags=["rivo"])
+@_route("GET", RIVO_ACTIONS, "Rivo's actions, with their JSON schemas", 200, 404, 422, tags=["rivo"])
 def get_rivo_actions(storeId: str):
     return _json(200, loyalty().catalogue(storeId))
 

@@ -241,6 +241,9 @@ class OrderProtection(Partner):
         return Reply(200, order) if order else Reply(404, {"error": "order not found"})
 
     def put_order(self, request: Request, order_id: str) -> Reply:
+        body = request.json()
+        if not isinstance(body, dict) or body.get("protectionStatus") not in (None, "ACTIVE", "CANCELLED"):
+            return Reply(422, {"error": "body must be an object; protectionStatus is ACTIVE or CANCELLED"})
         with self.lock:
             self.state["orders"].setdefault(order_id, {}).update(request.json() or {})
         return Reply(200, self.state["orders"][order_id])
