@@ -1,17 +1,25 @@
 """Lambda's SQS event source, locally: long-poll, batch, invoke, delete what succeeded, leave the failures.
 
-Semantics kept from Lambda: batch size and batching window from the template; with ``ReportBatchItemFailures`` only
-the reported records stay on the queue, otherwise a raised handler leaves the whole batch; a record left on the queue
-comes back after its visibility timeout (which the worker may have changed to defer it), and the queue's own redrive
-policy moves it to the DLQ after maxReceiveCount receives; ``ScalingConfig.MaximumConcurrency`` bounds the pollers.
+Semantics kept from Lambda: batch size from the template; with ``ReportBatchItemFailures`` only the reported records
+stay on the queue, otherwise a raised handler leaves the whole batch; a record left on the queue comes back after its
+visibility timeout, and the queue's own redrive policy moves it to the DLQ after maxReceiveCount receives;
+``ScalingConfig.MaximumConcurrency`` bounds the concurrent invocations.
+
+**Fair queues, emulated.** Every job carries its store as ``MessageGroupId``; on a standard queue SQS fair queues
+then keep a store with a large backlog from raising the dwell time of the others. moto has no fair queues, so one
+fetcher per queue reads ahead into a buffer by group, and each free invoker takes a batch from the group with the
+fewest messages in flight (the oldest first among equals): a store with many messages in flight yields to quiet
+stores. This is an emulation of the service's behaviour, not its algorithm.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +74,7 @@ def to_record(message: dict[str, Any], source: SqsSource) -> dict[str, Any]:
             "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
             "SenderId": attributes.get("SenderId", "local"),
             "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", ""),
+            **({"MessageGroupId": attributes["MessageGroupId"]} if attributes.get("MessageGroupId") else {}),
         },
         "messageAttributes": {
             name: {
@@ -84,15 +93,30 @@ def to_record(message: dict[str, Any], source: SqsSource) -> dict[str, Any]:
 
 
 class Poller:
+    """One queue's invokers (``concurrency`` of them) fed by one fetcher that reads ahead, fairly by store."""
+
+    READ_AHEAD_PER_INVOKER = 10  # messages held per invoker, at most; they stay invisible while held
+
     def __init__(self, source: SqsSource, function: LocalFunction, sqs: Any, stop: threading.Event) -> None:
         self.source = source
         self._function = function
         self._sqs = sqs
         self._stop = stop
         self.invocations = 0
+        self._ready = threading.Condition()
+        self._groups: dict[str, deque[tuple[float, dict[str, Any]]]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._held = 0
+        self._hold_s = 300.0  # refreshed from the queue's visibility timeout at start
 
     def start(self) -> list[threading.Thread]:
-        threads = [
+        with contextlib.suppress(Exception):
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self.source.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            self._hold_s = max(5.0, float(attributes["VisibilityTimeout"]) - 30)
+        threads = [threading.Thread(target=self._fetch, name=f"poller-{self.source.function}-fetch", daemon=True)]
+        threads += [
             threading.Thread(target=self._run, name=f"poller-{self.source.function}-{i}", daemon=True)
             for i in range(self.source.concurrency)
         ]
@@ -100,33 +124,79 @@ class Poller:
             thread.start()
         return threads
 
-    def _receive(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.source.window_s
-        while len(messages) < self.source.batch_size and not self._stop.is_set():
-            answer = self._sqs.receive_message(
-                QueueUrl=self.source.queue_url,
-                MaxNumberOfMessages=min(10, self.source.batch_size - len(messages)),
-                WaitTimeSeconds=1 if not messages else 0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            batch = answer.get("Messages", [])
-            messages.extend(batch)
-            if not batch or time.monotonic() >= deadline:
-                break
-        return messages
-
-    def _run(self) -> None:
+    def _fetch(self) -> None:
+        limit = max(self.source.batch_size, self.READ_AHEAD_PER_INVOKER * self.source.concurrency)
         while not self._stop.is_set():
             try:
-                messages = self._receive()
-                if messages:
-                    self.poll_once(messages)
-            except Exception:  # noqa: BLE001 - a poller must outlive any one failure, as Lambda's does
+                with self._ready:
+                    while self._held >= limit and not self._stop.is_set():
+                        self._ready.wait(0.5)
+                    empty = self._held == 0
+                answer = self._sqs.receive_message(
+                    QueueUrl=self.source.queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1 if empty else 0,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+                messages = answer.get("Messages", [])
+                if not messages:
+                    if not empty:
+                        time.sleep(0.05)
+                    continue
+                now = time.monotonic()
+                with self._ready:
+                    for message in messages:
+                        group = (message.get("Attributes") or {}).get("MessageGroupId") or "-"
+                        self._groups.setdefault(group, deque()).append((now, message))
+                        self._held += 1
+                    self._ready.notify_all()
+            except Exception:  # noqa: BLE001 - a fetcher must outlive any one failure, as Lambda's does
                 if not self._stop.is_set():
                     traceback.print_exc()
                     time.sleep(1)
+
+    def _take(self) -> tuple[str, list[dict[str, Any]]] | None:
+        """A batch of one store's messages: the store with the fewest in flight, its oldest message first among
+        equals. Messages held past the visibility timeout are dropped here (they are visible on the queue again)."""
+        with self._ready:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                for held in self._groups.values():
+                    while held and now - held[0][0] > self._hold_s:
+                        held.popleft()
+                        self._held -= 1
+                waiting = [(self._in_flight.get(g, 0), held[0][0], g) for g, held in self._groups.items() if held]
+                if waiting:
+                    _, _, group = min(waiting)
+                    held = self._groups[group]
+                    batch = [held.popleft()[1] for _ in range(min(self.source.batch_size, len(held)))]
+                    self._held -= len(batch)
+                    self._in_flight[group] = self._in_flight.get(group, 0) + len(batch)
+                    if not held:
+                        del self._groups[group]
+                    self._ready.notify_all()
+                    return group, batch
+                self._ready.wait(0.5)
+        return None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            taken = self._take()
+            if taken is None:
+                return
+            group, messages = taken
+            try:
+                self.poll_once(messages)
+            except Exception:  # noqa: BLE001 - an invoker must outlive any one failure, as Lambda's does
+                if not self._stop.is_set():
+                    traceback.print_exc()
+                    time.sleep(1)
+            finally:
+                with self._ready:
+                    self._in_flight[group] -= len(messages)
+                    if not self._in_flight[group]:
+                        del self._in_flight[group]
 
     def poll_once(self, messages: list[dict[str, Any]]) -> None:
         records = [to_record(message, self.source) for message in messages]

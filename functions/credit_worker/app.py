@@ -3,7 +3,6 @@ ledger: claims' credits, bonus credits, and PostCo returns' credits and bonuses 
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from typing import Any
 
@@ -17,31 +16,25 @@ from claimbridge.crypto import SecretBox
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.pacing import LocalPacer, account_key
+from claimbridge.pacing import PACE_WAIT_S, TablePacer, account_key
 from claimbridge.providers.rise import RiseProvider
 from claimbridge.providers.rivo import RivoProvider
 from claimbridge.runtime import aws_client, credit_message, report_message, rivo_client, store_directory, table_store
 
 tracer = get_tracer()
-RISE_RATE_PER_S = 2.0
-QUEUE_MAX_CONCURRENCY = 2  # the template's ScalingConfig.MaximumConcurrency for this function
-RISE_INTERVAL_S = QUEUE_MAX_CONCURRENCY / RISE_RATE_PER_S * 1.1  # each execution environment's share, 10% spare
+RISE_INTERVAL_S = 1 / 2 * 1.05  # Rise: 2 requests a second per token, shared through the table (5% spare)
 RISE_TIMEOUT = (3.05, 10.0)
 RIVO_TIMEOUT = (3.05, 10.0)
-# A record's worst case: two paced calls (a look-up, then the credit), each within its timeout. The runner starts no
-# record with less time left than this, so a batch never outruns the function's timeout (60 s).
-RECORD_BUDGET_S = 2 * (RISE_INTERVAL_S + sum(RISE_TIMEOUT))
-
-# One pacer per Rise token per execution environment. Lambda runs one invocation at a time in an environment; the
-# local stack runs concurrent pollers as threads of one process, so the key includes the thread.
-_pacers: dict[tuple[int, str], LocalPacer] = {}
-_pacers_lock = threading.Lock()
+# A record's worst case: two paced calls (a look-up, then the credit), each within its timeout; a pacer never waits
+# more than PACE_WAIT_S (the job is deferred instead). The runner starts no record with less time left than this, so
+# a batch never outruns the function's timeout (60 s).
+RECORD_BUDGET_S = 2 * (PACE_WAIT_S + sum(RISE_TIMEOUT))
 
 
-def pacer_for(token: str) -> LocalPacer:
-    key = (threading.get_ident(), account_key("rise", token))
-    with _pacers_lock:
-        return _pacers.setdefault(key, LocalPacer(RISE_INTERVAL_S))
+def rise_pacer(token: str) -> TablePacer:
+    """One pacer per Rise token, shared by every worker through the table: the token's 2/s holds whatever the
+    concurrency, and a job whose token has no slot within PACE_WAIT_S gives its worker back (deferred)."""
+    return TablePacer(table_store(), account_key("rise", token), interval_s=RISE_INTERVAL_S, max_wait_s=PACE_WAIT_S)
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +54,7 @@ def service() -> CreditService:
                 lambda token, observer: RiseClient(
                     token=token,
                     base_url=settings.rise_api_base_url,
-                    pacer=pacer_for(token),
+                    pacer=rise_pacer(token),
                     observer=observer,
                     timeout=RISE_TIMEOUT,
                 )

@@ -15,13 +15,13 @@ from claimbridge.config import get_settings
 from claimbridge.jobs import SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
-from claimbridge.pacing import TablePacer, account_key
-from claimbridge.runtime import aws_client, store_directory, table_store
+from claimbridge.pacing import PACE_WAIT_S, TablePacer, account_key
+from claimbridge.runtime import aws_client, group, store_directory, table_store
 
 tracer = get_tracer()
 RICHPANEL_INTERVAL_S = 30 / 50 * 1.02  # 50 requests per 30 s per account, with 2% to spare
 RICHPANEL_TIMEOUT = (3.05, 5.0)
-RECORD_BUDGET_S = 10 + 2 * sum(RICHPANEL_TIMEOUT)  # the pacer's longest wait, then two calls
+RECORD_BUDGET_S = PACE_WAIT_S + 2 * sum(RICHPANEL_TIMEOUT)  # the pacer's longest wait, then two calls
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +41,7 @@ def service() -> ClaimsService:
             answer = sqs.send_message_batch(
                 QueueUrl=settings.credit_queue_url,
                 Entries=[
-                    {"Id": str(i), "MessageBody": job.model_dump_json()}
+                    {"Id": str(i), "MessageBody": job.model_dump_json(), **group(job.store_id)}
                     for i, job in enumerate(jobs[start : start + 10])
                 ],
             )

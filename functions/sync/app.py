@@ -29,6 +29,7 @@ from claimbridge.returns import ReturnSync
 from claimbridge.runtime import (
     aws_client,
     credit_message,
+    group,
     reconcile_message,
     report_message,
     send_reports,
@@ -65,6 +66,7 @@ def sweeper() -> Sweeper:
                 # when the receiver took it: the event's time if its envelope has none (never the re-send's time)
                 "received_at": {"DataType": "Number", "StringValue": str(int(event["received_at"]) * 1000)},
             },
+            **group(str(event["store_id"])),
         )
 
     return Sweeper(

@@ -268,7 +268,6 @@ def unpace_rise(flow: Flow, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> No
     sandbox["rise"].faults(no_rate_limit=True)
     worker = module_of(flow, "CreditWorkerFunction")
     monkeypatch.setattr(worker, "RISE_INTERVAL_S", 0.0)
-    monkeypatch.setattr(worker, "_pacers", {})  # pacers made by earlier tests for the same token keep their pace
 
 
 @pytest.fixture

@@ -237,11 +237,15 @@ def test_two_syncs_at_once_credit_each_return_once(shop, sandbox):
     assert state["running"] is False and state["last_run"]["outcome"] in ("done", "busy")
 
 
-def test_two_runs_whose_leases_both_hold_still_credit_each_return_once(shop, sandbox):
+def test_two_runs_whose_leases_both_hold_still_credit_each_return_once(shop, sandbox, monkeypatch):
     # a run that outlived its lease while another took it: both page everything; the ledger keeps it once
     returns = mixed(60, set(range(0, 60, 4)))
     seed(sandbox, returns)
-    base = module_of(shop, "SyncFunction").return_sync()
+    sync_module = module_of(shop, "SyncFunction")
+    for pace in ("POSTCO_KEY_INTERVAL_S", "POSTCO_SHOP_INTERVAL_S"):  # the two runs share the key: not this test's
+        monkeypatch.setattr(sync_module, pace, 0.0)  # subject (a busy key defers a run; see the 429 tests)
+    sandbox["postco"].faults(no_rate_limit=True)
+    base = sync_module.return_sync()
     holding = threading.Event()
 
     def postco_then_signal(*args: Any) -> Any:

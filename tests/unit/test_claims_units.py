@@ -1,5 +1,6 @@
 """Pure pieces of the claims flow: envelope parsing, the ticket, backoff, pacers."""
 
+import json
 import random
 
 import pytest
@@ -98,4 +99,53 @@ def test_the_table_pacer_reserves_slots_retries_conflicts_and_defers_far_slots()
 
     assert slept == [0.6, 1.2]
     assert table.item["next_at"] == Decimal("1001.8")
-    assert deferred.value.delay_s == pytest.approx(1.8)
+    assert 1.8 <= deferred.value.delay_s <= 3.6  # the slot's wait, jittered by up to as much again
+
+
+def test_a_job_finding_its_account_busy_reserves_its_slot_and_comes_back_to_it():
+    from decimal import Decimal
+
+    from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
+
+    table, now, slept = FakeTable(), [1000.0], []
+    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=slept.append)
+    table.item = {"next_at": Decimal("1003.0")}  # three seconds of slots taken by others
+    job = PaceReservations()
+    token = PACE_RESERVATIONS.set(job)
+    try:
+        with pytest.raises(JobDeferredError) as deferred:
+            pacer.acquire()
+        carried = job.attribute()
+        back = PaceReservations(json.loads(carried or "{}"))
+        PACE_RESERVATIONS.set(back)
+        now[0] = 1002.9  # the message came back a little before its slot
+        reads_before = table.item["next_at"]
+        pacer.acquire()
+    finally:
+        PACE_RESERVATIONS.reset(token)
+
+    assert deferred.value.delay_s == pytest.approx(3.0)  # to its slot exactly: no jitter, it holds the slot
+    assert json.loads(carried or "{}") == {"PACER#rise#k": ["1003.0"]}
+    assert table.item["next_at"] == reads_before == Decimal("1003.5")  # reserved once, not again on return
+    assert slept == [pytest.approx(0.1)] and back.used == {"PACER#rise#k": 1}
+
+
+def test_a_job_deferred_at_its_second_call_reserves_a_slot_for_each_call_it_redoes():
+    from decimal import Decimal
+
+    from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
+
+    table, now = FakeTable(), [1000.0]
+    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=lambda _: None)
+    job = PaceReservations()
+    token = PACE_RESERVATIONS.set(job)
+    try:
+        pacer.acquire()  # its first call (a look-up) gets a slot at once
+        table.item = {"next_at": Decimal("1005.0")}  # others fill the next five seconds
+        with pytest.raises(JobDeferredError):
+            pacer.acquire()  # its second call (the credit) must wait
+    finally:
+        PACE_RESERVATIONS.reset(token)
+
+    assert job.held == {"PACER#rise#k": [Decimal("1005.0"), Decimal("1005.5")]}
+    assert table.item["next_at"] == Decimal("1006.0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -210,3 +211,62 @@ def test_no_record_starts_with_less_time_left_than_its_budget_and_none_is_counte
     assert result == {"batchItemFailures": []}
     assert [s["DelaySeconds"] for s in sqs.sent] == [0, 0, 0]
     assert {s["MessageAttributes"]["failures"]["StringValue"] for s in sqs.sent} == {"0"}
+
+
+def grouped(store_id: str, *, sent_ms: int, enqueued_ms: int | None = None) -> dict[str, Any]:
+    message = record()
+    message["attributes"] |= {"MessageGroupId": store_id, "SentTimestamp": str(sent_ms)}
+    if enqueued_ms is not None:
+        message["messageAttributes"]["enqueued_at"] = {"stringValue": str(enqueued_ms), "dataType": "Number"}
+    return message
+
+
+def test_a_job_sent_back_stays_in_its_stores_group_and_keeps_when_it_was_first_queued():
+    _, sqs = run(raising(JobDeferredError(3, "the account's pace is full")), grouped("store-a", sent_ms=1_700_000))
+    _, again = run(
+        raising(JobDeferredError(3, "still full")), grouped("store-a", sent_ms=1_900_000, enqueued_ms=1_700_000)
+    )
+
+    assert sqs.sent[0]["MessageGroupId"] == "store-a"
+    assert sqs.sent[0]["MessageAttributes"]["enqueued_at"]["StringValue"] == "1700000"
+    assert again.sent[0]["MessageAttributes"]["enqueued_at"]["StringValue"] == "1700000"  # not the re-send's time
+
+
+def test_a_done_job_records_its_dwell_per_store_from_when_it_was_first_queued(capsys):
+    import time as clock
+
+    first_queued = int(clock.time() * 1000) - 4_000
+    run(lambda _: None, grouped("store-b", sent_ms=first_queued + 3_000, enqueued_ms=first_queued))
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"JobDwell"' in line]
+    (dwell,) = lines
+    assert dwell["store_id"] == "store-b" and dwell["queue"] == "unknown"
+    assert 4_000 <= dwell["JobDwell"][0] < 60_000  # from the first queueing, not the last send
+    assert ["queue", "store_id"] in dwell["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+def test_a_deferred_job_carries_the_slots_it_reserved_and_gets_them_back():
+    from decimal import Decimal
+
+    from claimbridge.jobs import PACE_RESERVATIONS
+
+    def reserve_then_defer(_: Any) -> None:
+        reservations = PACE_RESERVATIONS.get()
+        assert reservations is not None
+        reservations.hold("PACER#rise#k", [Decimal("1003.5")])
+        raise JobDeferredError(3, "the account is busy")
+
+    seen: list[Any] = []
+
+    def look(_: Any) -> None:
+        reservations = PACE_RESERVATIONS.get()
+        seen.append(reservations.take("PACER#rise#k") if reservations else None)
+
+    _, sqs = run(reserve_then_defer, record())
+    back = record()
+    carried = sqs.sent[0]["MessageAttributes"]["pace"]["StringValue"]
+    back["messageAttributes"]["pace"] = {"stringValue": carried, "dataType": "String"}
+    run(look, back)
+
+    assert json.loads(sqs.sent[0]["MessageAttributes"]["pace"]["StringValue"]) == {"PACER#rise#k": ["1003.5"]}
+    assert seen == [Decimal("1003.5")] and PACE_RESERVATIONS.get() is None  # and none outside the job

@@ -15,23 +15,63 @@ of the batch goes back at once, uncounted, so a slow partner never times out a b
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from claimbridge.clients.http import IntegrationError, RateLimitError
-from claimbridge.observability import logger, metrics
+from claimbridge.observability import NAMESPACE, logger, metrics
 
 MAX_DELAY_S = 900  # SQS's ceiling for DelaySeconds
 MAX_DEFERRALS = 2000  # a job that waited this often (days of 429s, a lease never freed) goes to the DLQ to be seen
 BACKOFF_BASE_S = 5
 BACKOFF_CAP_S = 900
 FAILURES = "failures"
+PACE = "pace"
+ENQUEUED_AT = "enqueued_at"
 DEFERRALS = "deferrals"
+
+
+class PaceReservations:
+    """The pacer slots a job holds, by pacer key: reserved when its account was busy and the job deferred to its
+    slot, carried on its message (``pace``) so that it comes back to a slot already its own. ``used`` counts the
+    slots this invocation took per key: a job deferred at its n-th call reserves n slots, for the calls it redoes."""
+
+    def __init__(self, held: dict[str, list[str]] | None = None) -> None:
+        self.held: dict[str, list[Decimal]] = {k: [Decimal(v) for v in vs] for k, vs in (held or {}).items()}
+        self.used: dict[str, int] = {}
+
+    @classmethod
+    def from_record(cls, record: SQSRecord) -> PaceReservations:
+        kept = record.message_attributes[PACE]
+        try:
+            return cls(json.loads(kept.string_value) if kept is not None and kept.string_value else None)
+        except (ValueError, TypeError, ArithmeticError):
+            return cls()
+
+    def take(self, key: str) -> Decimal | None:
+        slots = self.held.get(key)
+        return slots.pop(0) if slots else None
+
+    def hold(self, key: str, slots: list[Decimal]) -> None:
+        self.held[key] = sorted([*slots, *self.held.get(key, [])])
+
+    def attribute(self) -> str | None:
+        held = {k: [str(v) for v in vs] for k, vs in self.held.items() if vs}
+        return json.dumps(held) if held else None
+
+
+# The running job's reservations (set by the runner around each record; None outside a job: the admin API's calls).
+PACE_RESERVATIONS: ContextVar[PaceReservations | None] = ContextVar("pace_reservations", default=None)
 
 
 class JobDeferredError(Exception):
@@ -70,6 +110,7 @@ class SqsJobRunner:
         settings = get_settings().require(f"{queue}_queue_url", f"{queue}_dlq_url")
         return cls(
             sqs=aws_client("sqs"),
+            name=queue,
             queue_url=getattr(settings, f"{queue}_queue_url"),
             dlq_url=getattr(settings, f"{queue}_dlq_url"),
             max_failures=int(settings.job_max_receives),
@@ -77,9 +118,17 @@ class SqsJobRunner:
         )
 
     def __init__(
-        self, *, sqs: Any, queue_url: str, dlq_url: str, max_failures: int, record_budget_s: float = 0
+        self,
+        *,
+        sqs: Any,
+        queue_url: str,
+        dlq_url: str,
+        max_failures: int,
+        record_budget_s: float = 0,
+        name: str = "",
     ) -> None:
         self._sqs = sqs
+        self._name = name
         self._queue_url = queue_url
         self._dlq_url = dlq_url
         self._max_failures = max_failures
@@ -93,10 +142,13 @@ class SqsJobRunner:
             if remaining is not None and remaining < self._budget_ms:
                 self._again(record, 0, "the function's time is nearly out; not started", failed=False)
                 return
+            pace = PaceReservations.from_record(record)
+            token = PACE_RESERVATIONS.set(pace)
             try:
                 handle(record)
+                self._done(record)
             except JobDeferredError as deferred:
-                self._again(record, deferred.delay_s, str(deferred), failed=False)
+                self._again(record, deferred.delay_s, str(deferred), failed=False, pace=pace.attribute())
             except RateLimitError as error:
                 delay = error.retry_after if error.retry_after is not None else BACKOFF_BASE_S
                 self._again(record, delay, f"{error.partner} rate limit", failed=False)
@@ -105,13 +157,15 @@ class SqsJobRunner:
                     logger.exception("job failed", message_id=record.message_id, failures=failures_of(record))
                     raise
                 self._again(record, backoff_delay(failures_of(record) + 1), str(error), failed=True)
+            finally:
+                PACE_RESERVATIONS.reset(token)
 
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
         return dict(response)
 
-    def _again(self, record: SQSRecord, delay_s: float, reason: str, *, failed: bool) -> None:
+    def _again(self, record: SQSRecord, delay_s: float, reason: str, *, failed: bool, pace: str | None = None) -> None:
         """Send the job back, delayed; a failure counts one, and the last one goes to the DLQ instead."""
         failures = failures_of(record) + (1 if failed else 0)
         deferrals = _counter(record, DEFERRALS) + (not failed)
@@ -121,8 +175,12 @@ class SqsJobRunner:
         attributes = {
             name: {"DataType": value.data_type, "StringValue": value.string_value}
             for name, value in record.message_attributes.items()
-            if value.string_value is not None and name not in (FAILURES, DEFERRALS, "reason")
+            if value.string_value is not None and name not in (FAILURES, DEFERRALS, ENQUEUED_AT, PACE, "reason")
         }
+        # When the job was first queued, kept across sends back: its dwell time is measured from there.
+        attributes[ENQUEUED_AT] = {"DataType": "Number", "StringValue": str(enqueued_at_ms(record))}
+        if pace:  # the slots it was deferred to: its own when it comes back
+            attributes[PACE] = {"DataType": "String", "StringValue": pace}
         attributes[FAILURES] = {"DataType": "Number", "StringValue": str(failures)}
         attributes[DEFERRALS] = {"DataType": "Number", "StringValue": str(deferrals)}
         attributes["reason"] = {"DataType": "String", "StringValue": reason[:500] or "-"}
@@ -140,7 +198,13 @@ class SqsJobRunner:
                 DEFERRALS: {"DataType": "Number", "StringValue": "0"},
                 "failed_before": {"DataType": "Number", "StringValue": str(failures)},
             }
-            self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=dead)
+            group = record.attributes.message_group_id
+            self._sqs.send_message(
+                QueueUrl=self._dlq_url,
+                MessageBody=record.body,
+                MessageAttributes=dead,
+                **({"MessageGroupId": group} if group else {}),
+            )
             return
         delay = max(0, min(MAX_DELAY_S, math.ceil(delay_s)))
         log = logger.warning if failed else logger.info
@@ -152,6 +216,38 @@ class SqsJobRunner:
             reason=reason,
             retry_in_s=delay,
         )
+        group = record.attributes.message_group_id  # the store: a job sent back stays in its store's group
         self._sqs.send_message(
-            QueueUrl=self._queue_url, MessageBody=record.body, MessageAttributes=attributes, DelaySeconds=delay
+            QueueUrl=self._queue_url,
+            MessageBody=record.body,
+            MessageAttributes=attributes,
+            DelaySeconds=delay,
+            **({"MessageGroupId": group} if group else {}),
         )
+        if not failed and group:
+            _store_metric("JobDeferred", MetricUnit.Count, 1, self._name, group)
+
+    def _done(self, record: SQSRecord) -> None:
+        """How long the job waited, from when it was first queued to when it was done: per store, so an operator
+        sees who is flooding (the few metrics with a ``store_id`` dimension: JobDwell, JobDone, JobDeferred)."""
+        group = record.attributes.message_group_id
+        if not group:
+            return
+        dwell_ms = max(0, int(time.time() * 1000) - enqueued_at_ms(record))
+        _store_metric("JobDwell", MetricUnit.Milliseconds, dwell_ms, self._name, group)
+        _store_metric("JobDone", MetricUnit.Count, 1, self._name, group)
+
+
+def enqueued_at_ms(record: SQSRecord) -> int:
+    """When the job was first queued (ms): carried as a message attribute across sends back, else this message's."""
+    kept = record.message_attributes[ENQUEUED_AT]
+    if kept is not None and kept.string_value and kept.string_value.isdigit():
+        return int(kept.string_value)
+    sent = record.attributes.sent_timestamp
+    return int(sent) if sent and str(sent).isdigit() else int(time.time() * 1000)
+
+
+def _store_metric(name: str, unit: MetricUnit, value: float, queue: str, store_id: str) -> None:
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="queue", value=queue or "unknown")
+        metric.add_dimension(name="store_id", value=store_id[:250])

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from claimbridge.jobs import JobDeferredError
+from claimbridge.jobs import PACE_RESERVATIONS, JobDeferredError, PaceReservations
 from claimbridge.store import ConditionFailedError, Store
+
+PACE_WAIT_S = 1.0  # the longest a worker waits for its account's slot; past it the job is deferred, the worker freed
 
 
 def account_key(partner: str, credential: str) -> str:
@@ -20,8 +23,11 @@ def account_key(partner: str, credential: str) -> str:
 class TablePacer:
     """Evenly spaced slots shared through the table: each call reserves the next slot with a conditional write.
 
-    A slot further away than ``max_wait_s`` is not reserved; the job is deferred instead, so a function never
-    sleeps for long and a slot is never wasted.
+    A worker waits at most ``max_wait_s`` for its slot. When the next free slot is further away, a job (run by the
+    job runner) reserves it anyway and is deferred to it: the job comes back to a slot already its own
+    (``PaceReservations``, carried on its message), so a busy account's backlog waits in the queue in slot order,
+    each job deferred once, no worker sleeping and no slot lost. Outside a job (the admin API) nothing is reserved:
+    the call is refused with ``JobDeferredError`` for its caller to answer.
     """
 
     def __init__(
@@ -30,7 +36,7 @@ class TablePacer:
         key: str,
         *,
         interval_s: float,
-        max_wait_s: float = 10.0,
+        max_wait_s: float = PACE_WAIT_S,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -42,26 +48,47 @@ class TablePacer:
         self._sleep = sleep
 
     def acquire(self) -> None:
+        reservations = PACE_RESERVATIONS.get()
+        now = Decimal(str(round(self._clock(), 3)))
+        held = reservations.take(self._pk) if reservations is not None else None
+        if held is not None and reservations is not None:
+            wait = float(held - now)
+            if wait > self._max_wait:  # back before its slot (SQS delays at most 15 minutes): deferred again
+                reservations.hold(self._pk, [held])
+                raise JobDeferredError(wait, "waiting for its reserved pacer slot")
+            self._took(reservations, wait)
+            return
         for _ in range(25):
             item = self._store.get(self._pk, "PACER", consistent=True)
             previous = item["next_at"] if item else None
             now = Decimal(str(round(self._clock(), 3)))
             slot = max(now, previous or now)
             wait = float(slot - now)
-            if wait > self._max_wait:
-                raise JobDeferredError(wait, "waiting for a pacer slot")
+            far = wait > self._max_wait
+            if far and reservations is None:
+                raise JobDeferredError(wait + random.uniform(0, min(wait, 5.0)), "waiting for a pacer slot")
+            # Deferred at its n-th call, a job reserves n slots: it redoes its earlier calls when it comes back.
+            count = reservations.used.get(self._pk, 0) + 1 if far and reservations is not None else 1
             try:
                 self._store.put(
-                    {"PK": self._pk, "SK": "PACER", "next_at": slot + self._interval, "ttl": int(slot) + 3600},
+                    {"PK": self._pk, "SK": "PACER", "next_at": slot + count * self._interval, "ttl": int(slot) + 3600},
                     condition="attribute_not_exists(PK) OR next_at = :previous",
                     values={":previous": previous if previous is not None else Decimal(0)},
                 )
             except ConditionFailedError:
                 continue  # another worker took this slot; read the next one
-            if wait > 0:
-                self._sleep(wait)
+            if far and reservations is not None:
+                reservations.hold(self._pk, [slot + n * self._interval for n in range(count)])
+                raise JobDeferredError(wait, "the account is busy: deferred to the slot it reserved")
+            self._took(reservations, wait)
             return
         raise JobDeferredError(float(self._interval), "pacer contention")
+
+    def _took(self, reservations: PaceReservations | None, wait: float) -> None:
+        if wait > 0:
+            self._sleep(wait)
+        if reservations is not None:
+            reservations.used[self._pk] = reservations.used.get(self._pk, 0) + 1
 
 
 class LocalPacer:

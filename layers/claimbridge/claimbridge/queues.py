@@ -85,7 +85,11 @@ class QueueAdmin:
         stop = time.monotonic() + deadline_s
         while time.monotonic() < stop:
             answer = self._sqs.receive_message(
-                QueueUrl=queue.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+                QueueUrl=queue.dlq_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                AttributeNames=["MessageGroupId"],
+                WaitTimeSeconds=0,
             )
             messages = answer.get("Messages", [])
             if not messages:
@@ -96,7 +100,13 @@ class QueueAdmin:
                     for key, value in (message.get("MessageAttributes") or {}).items()
                     if key not in ("failures", "deferrals", "reason", "failed_before")  # a fresh start after the fix
                 }
-                self._sqs.send_message(QueueUrl=queue.url, MessageBody=message["Body"], MessageAttributes=attributes)
+                group = (message.get("Attributes") or {}).get("MessageGroupId")  # the store, kept
+                self._sqs.send_message(
+                    QueueUrl=queue.url,
+                    MessageBody=message["Body"],
+                    MessageAttributes=attributes,
+                    **({"MessageGroupId": group} if group else {}),
+                )
                 self._sqs.delete_message(QueueUrl=queue.dlq_url, ReceiptHandle=message["ReceiptHandle"])
                 moved += 1
         logger.info("DLQ redriven", queue=queue.name, moved=moved)

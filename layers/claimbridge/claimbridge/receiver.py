@@ -119,6 +119,7 @@ class WebhookReceiver:
                     # When the event came: its time if its envelope has none (kept when the job is sent back).
                     "received_at": {"DataType": "Number", "StringValue": str(int(now * 1000))},
                 },
+                MessageGroupId=store_id,  # fair queues: one store's flood never delays another's
             )
         except Exception as error:  # noqa: BLE001 - any failure to enqueue must release the event
             self._release(store_id, event_id, lease)

@@ -51,22 +51,27 @@ def rivo_client(
     *,
     timeout: tuple[float, float],
     observer: CallObserver | None = None,
-    max_wait_s: float = 10.0,
+    max_wait_s: float | None = None,
 ) -> RivoClient:
     """A Rivo client paced per key through the table, so every function's calls together stay under 15/s; a call
     with no slot within ``max_wait_s`` raises JobDeferredError instead of sleeping."""
     from claimbridge.clients.rivo import RivoClient
-    from claimbridge.pacing import TablePacer, account_key
+    from claimbridge.pacing import PACE_WAIT_S, TablePacer, account_key
 
+    wait = PACE_WAIT_S if max_wait_s is None else max_wait_s
     return RivoClient(
         api_key=api_key,
         base_url=get_settings().rivo_api_base_url,
-        pacer=TablePacer(
-            table_store(), account_key("rivo", api_key), interval_s=RIVO_INTERVAL_S, max_wait_s=max_wait_s
-        ),
+        pacer=TablePacer(table_store(), account_key("rivo", api_key), interval_s=RIVO_INTERVAL_S, max_wait_s=wait),
         observer=observer,
         timeout=timeout,
     )
+
+
+def group(store_id: str) -> dict[str, str]:
+    """Every job names its store as its ``MessageGroupId``: on a standard queue that makes SQS fair queues keep one
+    store's backlog from raising every other store's dwell time (the local pollers emulate it)."""
+    return {"MessageGroupId": store_id}
 
 
 def job_queues(settings: Any) -> list[JobQueue]:
@@ -112,12 +117,13 @@ def reconcile_message(settings: Any, store_id: str, claim_id: str) -> dict[str, 
             "event_id": {"DataType": "String", "StringValue": event_id},
             "topic": {"DataType": "String", "StringValue": "claim.reconcile"},
         },
+        **group(store_id),
     }
 
 
 def credit_message(settings: Any, job: Any, delay_s: int = 0) -> dict[str, Any]:
     """The credit queue's message for a job that names one ledger row (``CreditJob``), after ``delay_s``."""
-    message = {"QueueUrl": settings.credit_queue_url, "MessageBody": job.model_dump_json()}
+    message = {"QueueUrl": settings.credit_queue_url, "MessageBody": job.model_dump_json(), **group(job.store_id)}
     return message | ({"DelaySeconds": min(900, delay_s)} if delay_s > 0 else {})
 
 
@@ -125,7 +131,7 @@ def report_message(settings: Any, job: dict[str, Any]) -> dict[str, Any]:
     """The Order Protection queue's message: a report (``store_id``, ``pk``, ``sk``), or another ``task`` for it."""
     import json
 
-    return {"QueueUrl": settings.order_protection_queue_url, "MessageBody": json.dumps(job)}
+    return {"QueueUrl": settings.order_protection_queue_url, "MessageBody": json.dumps(job), **group(job["store_id"])}
 
 
 def send_reports(settings: Any, jobs: list[dict[str, Any]]) -> None:
@@ -134,7 +140,10 @@ def send_reports(settings: Any, jobs: list[dict[str, Any]]) -> None:
 
     sqs = aws_client("sqs")
     for start in range(0, len(jobs), 10):
-        batch = [{"Id": str(n), "MessageBody": json.dumps(job)} for n, job in enumerate(jobs[start : start + 10])]
+        batch = [
+            {"Id": str(n), "MessageBody": json.dumps(job), **group(job["store_id"])}
+            for n, job in enumerate(jobs[start : start + 10])
+        ]
         answer = sqs.send_message_batch(QueueUrl=settings.order_protection_queue_url, Entries=batch)
         if answer.get("Failed"):
             raise RuntimeError(f"SQS refused {len(answer['Failed'])} of {len(batch)} jobs")
@@ -144,4 +153,8 @@ def sync_message(settings: Any, store_id: str, reason: str) -> dict[str, Any]:
     """The PostCo queue's message that runs one store's returns sync (``reason``: schedule, admin, repaired)."""
     import json
 
-    return {"QueueUrl": settings.postco_queue_url, "MessageBody": json.dumps({"store_id": store_id, "reason": reason})}
+    return {
+        "QueueUrl": settings.postco_queue_url,
+        "MessageBody": json.dumps({"store_id": store_id, "reason": reason}),
+        **group(store_id),
+    }
