@@ -197,6 +197,7 @@ def test_a_429_on_the_issue_call_is_retried_after_retry_after_never_held_and_iss
     row = row_of(money)
     assert row["state"] == "ISSUED"
     assert steps(row) == ["QUEUED>PENDING", "PENDING>QUEUED", "QUEUED>PENDING", "PENDING>ISSUED"]
+    assert len(rise_calls(sandbox, "/v2/gift-cards/", "GET")) == 1  # the card look-up of the take is reused
 
 
 def test_the_rise_client_paces_itself_at_two_calls_per_second(money, sandbox):

@@ -27,7 +27,7 @@ from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
 from claimbridge.pacing import account_key
-from claimbridge.providers import RIVO_ACTION_KINDS, Applied, Credit, CreditProvider, ProviderFactory
+from claimbridge.providers import RIVO_ACTION_KINDS, Applied, Credit, CreditProvider, Plan, ProviderFactory
 from claimbridge.store import Store, customer_pk, iso_at, now_iso
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -36,6 +36,7 @@ LIVE_LEASE_RECHECK_S = 20
 MAX_CALLS = 40  # the last calls kept on a row (the evidence an operator reads)
 UNKNOWN_PAUSE_S = 30  # look for evidence a little after an unknown outcome, not while the partner may still act
 DEFAULT_CUSTOMER_WAIT_S = 24 * 3600
+PLAN_REUSE_S = 300  # a plan made this recently for a take that was not sent is used again
 
 ReportEnqueuer = Callable[[dict[str, Any]], None]
 CreditEnqueuer = Callable[[CreditJob], None]
@@ -129,8 +130,9 @@ class CreditService:
             self._stop(row, provider)
             return
         credit = _credit(row | customer, info)
+        planned = self._recent_plan(row)
         try:
-            plan = provider.plan(credit)  # a read: whatever fails here, nothing was paid
+            plan = planned or provider.plan(credit)  # a read: whatever fails here, nothing was paid
         except IntegrationError as error:
             self._refused_or_retry(row, error, calls, taken=False)
             return
@@ -145,6 +147,17 @@ class CreditService:
             self._ledger.move(row, Outcome.NOT_SENT, reason="waiting for the partner account's pace; not sent")
             raise
         self._issued(row, Outcome.APPLIED, applied, calls)
+
+    def _recent_plan(self, row: dict[str, Any]) -> Plan | None:
+        """The plan of a take that did not send (its account's pace was full) moments ago: reused, so a credit
+        deferred to its pacer slot spends that slot on the credit, not on looking its card up again."""
+        history = row.get("history") or []
+        last = history[-1] if history else {}
+        if not row.get("operation") or last.get("outcome") != Outcome.NOT_SENT.value:
+            return None
+        if self._clock() - _epoch(last["at"]) > PLAN_REUSE_S:
+            return None
+        return Plan(str(row["operation"]), {})
 
     def _refused_or_retry(
         self, row: dict[str, Any], error: IntegrationError, calls: list[dict[str, Any]], *, taken: bool

@@ -44,7 +44,7 @@ DEFERRALS = "deferrals"
 class PaceReservations:
     """The pacer slots a job holds, by pacer key: reserved when its account was busy and the job deferred to its
     slot, carried on its message (``pace``) so that it comes back to a slot already its own. ``used`` counts the
-    slots this invocation took per key: a job deferred at its n-th call reserves n slots, for the calls it redoes."""
+    slots this invocation took per key."""
 
     def __init__(self, held: dict[str, list[str]] | None = None) -> None:
         self.held: dict[str, list[Decimal]] = {k: [Decimal(v) for v in vs] for k, vs in (held or {}).items()}
@@ -229,13 +229,13 @@ class SqsJobRunner:
 
     def _done(self, record: SQSRecord) -> None:
         """How long the job waited, from when it was first queued to when it was done: per store, so an operator
-        sees who is flooding (the few metrics with a ``store_id`` dimension: JobDwell, JobDone, JobDeferred)."""
+        sees who is flooding (the two metrics with a ``store_id`` dimension: JobDwell, whose sample count is the jobs
+        done, and JobDeferred)."""
         group = record.attributes.message_group_id
         if not group:
             return
         dwell_ms = max(0, int(time.time() * 1000) - enqueued_at_ms(record))
         _store_metric("JobDwell", MetricUnit.Milliseconds, dwell_ms, self._name, group)
-        _store_metric("JobDone", MetricUnit.Count, 1, self._name, group)
 
 
 def enqueued_at_ms(record: SQSRecord) -> int:

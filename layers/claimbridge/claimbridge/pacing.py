@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 import time
@@ -55,7 +56,7 @@ class TablePacer:
             wait = float(held - now)
             if wait > self._max_wait:  # back before its slot (SQS delays at most 15 minutes): deferred again
                 reservations.hold(self._pk, [held])
-                raise JobDeferredError(wait, "waiting for its reserved pacer slot")
+                raise JobDeferredError(max(1, math.floor(wait)), "waiting for its reserved pacer slot")
             self._took(reservations, wait)
             return
         for _ in range(25):
@@ -67,8 +68,9 @@ class TablePacer:
             far = wait > self._max_wait
             if far and reservations is None:
                 raise JobDeferredError(wait + random.uniform(0, min(wait, 5.0)), "waiting for a pacer slot")
-            # Deferred at its n-th call, a job reserves n slots: it redoes its earlier calls when it comes back.
-            count = reservations.used.get(self._pk, 0) + 1 if far and reservations is not None else 1
+            # One slot: a job deferred at a later call does not redo the earlier ones (a ticket made is not made
+            # again; a credit's card look-up is reused), so it needs one slot when it comes back, and gets it.
+            count = 1
             try:
                 self._store.put(
                     {"PK": self._pk, "SK": "PACER", "next_at": slot + count * self._interval, "ttl": int(slot) + 3600},
@@ -79,7 +81,10 @@ class TablePacer:
                 continue  # another worker took this slot; read the next one
             if far and reservations is not None:
                 reservations.hold(self._pk, [slot + n * self._interval for n in range(count)])
-                raise JobDeferredError(wait, "the account is busy: deferred to the slot it reserved")
+                # Back a little early rather than late (SQS delays are whole seconds): it waits out the rest itself.
+                raise JobDeferredError(
+                    max(1, math.floor(wait)), "the account is busy: deferred to the slot it reserved"
+                )
             self._took(reservations, wait)
             return
         raise JobDeferredError(float(self._interval), "pacer contention")
