@@ -397,6 +397,13 @@ def short_timeout(rivo, monkeypatch) -> Any:
     return worker
 
 
+def lose_answers(sandbox: Any, path: str, *, applied: bool) -> None:
+    """Rivo's POSTs to ``path`` hang past the client's timeout: after acting (``applied``) or before."""
+    fault = "apply_timeout" if applied else "timeout"
+    knobs = {f"{fault}_rate": 1.0, f"{fault}_path": path, f"{fault}_method": "POST", "hang_s": 1.5}
+    sandbox["rivo"].faults(no_rate_limit=True, **knobs)
+
+
 def reconcile(flow: Flow, worker: Any, key: str) -> None:
     """What the credit worker does with the job the action API queued (delayed 30 s: run here at once)."""
     worker.service().handle(
@@ -405,13 +412,7 @@ def reconcile(flow: Flow, worker: Any, key: str) -> None:
 
 
 def test_a_points_event_rivo_applied_then_lost_is_found_by_its_note_and_never_sent_again(rivo, sandbox, short_timeout):
-    sandbox["rivo"].faults(
-        no_rate_limit=True,
-        apply_timeout_rate=1.0,
-        apply_timeout_path="/points_events",
-        apply_timeout_method="POST",
-        hang_s=1.5,
-    )
+    lose_answers(sandbox, "/points_events", applied=True)
     body = {"customer_email": ANN, "points_amount": 300}
     lost = call(rivo, "POST", "create_points_event", body, key="lost-answer-0001")
     sandbox["rivo"].faults(no_rate_limit=True)
@@ -431,9 +432,7 @@ def test_a_points_event_rivo_applied_then_lost_is_found_by_its_note_and_never_se
 
 
 def test_a_points_event_that_never_reached_rivo_is_proven_absent_and_sent_once(rivo, sandbox, short_timeout):
-    sandbox["rivo"].faults(
-        no_rate_limit=True, timeout_rate=1.0, timeout_path="/points_events", timeout_method="POST", hang_s=1.5
-    )
+    lose_answers(sandbox, "/points_events", applied=False)
     lost = call(
         rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 60}, key="never-reached-01"
     )
@@ -449,13 +448,7 @@ def test_a_points_event_that_never_reached_rivo_is_proven_absent_and_sent_once(r
 
 
 def test_a_redemption_rivo_applied_then_lost_is_held_for_an_operator_with_the_candidates(rivo, sandbox, short_timeout):
-    sandbox["rivo"].faults(
-        no_rate_limit=True,
-        apply_timeout_rate=1.0,
-        apply_timeout_path="/points_redemptions",
-        apply_timeout_method="POST",
-        hang_s=1.5,
-    )
+    lose_answers(sandbox, "/points_redemptions", applied=True)
     body = {"customer_email": ANN, "reward_id": 11, "points_amount": 100}
     lost = call(rivo, "POST", "create_redemption", body, key="lost-redemption-1")
     sandbox["rivo"].faults(no_rate_limit=True)
@@ -473,9 +466,7 @@ def test_a_redemption_rivo_applied_then_lost_is_held_for_an_operator_with_the_ca
 
 
 def test_a_redemption_that_never_reached_rivo_is_proven_absent_and_made_once(rivo, sandbox, short_timeout):
-    sandbox["rivo"].faults(
-        no_rate_limit=True, timeout_rate=1.0, timeout_path="/points_redemptions", timeout_method="POST", hang_s=1.5
-    )
+    lose_answers(sandbox, "/points_redemptions", applied=False)
     call(rivo, "POST", "redeem_points", {"customer_email": ANN, "points_amount": 50}, key="redeem-never-01")
     sandbox["rivo"].faults(no_rate_limit=True)
 
@@ -623,13 +614,7 @@ def test_a_write_whose_key_has_no_pacing_slot_goes_back_to_queued_unsent(rivo, s
 
 
 def test_a_lost_answer_is_not_looked_up_on_another_account_after_the_key_changed(rivo, sandbox, short_timeout):
-    sandbox["rivo"].faults(
-        no_rate_limit=True,
-        apply_timeout_rate=1.0,
-        apply_timeout_path="/points_events",
-        apply_timeout_method="POST",
-        hang_s=1.5,
-    )
+    lose_answers(sandbox, "/points_events", applied=True)
     call(rivo, "POST", "create_points_event", {"customer_email": ANN, "points_amount": 9}, key="key-changed-0001")
     sandbox["rivo"].faults(no_rate_limit=True)
     rivo.configure("rivo", {"api_key": RIVO_KEY + rivo.store_id + "_other_account"})

@@ -7,7 +7,7 @@ import pytest
 
 from claimbridge.claims import ticket_for
 from claimbridge.jobs import JobDeferredError, backoff_delay
-from claimbridge.pacing import LocalPacer, TablePacer
+from claimbridge.pacing import TablePacer
 from claimbridge.receiver import parse_envelope
 from claimbridge.store import ConditionFailedError
 
@@ -49,17 +49,6 @@ def test_backoff_grows_with_attempts_and_stays_within_its_cap():
     assert ceilings[0] == 5
     assert ceilings[1] <= 20 < ceilings[2] <= 160
     assert ceilings[3] <= 900
-
-
-def test_the_local_pacer_spaces_calls_evenly():
-    now = [100.0]
-    slept: list[float] = []
-    pacer = LocalPacer(0.5, clock=lambda: now[0], sleep=slept.append)
-
-    for _ in range(3):
-        pacer.acquire()
-
-    assert slept == [0.5, 1.0]
 
 
 class FakeTable:

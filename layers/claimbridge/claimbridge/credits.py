@@ -175,23 +175,17 @@ class CreditService:
         if isinstance(error, AuthError):  # nothing was made; held, and re-driven when the key is saved or valid again
             reason = f"{row['provider']} refused the credential ({error})"
             self._directory.mark_invalid(row["store_id"], row["provider"], reason)
-            if row["kind"] in RIVO_ACTION_KINDS:  # asked for now by a person: not made later without asking again
-                self._ledger.move(
-                    row,
-                    Outcome.REFUSE,
-                    reason=f"{reason}; not made (ask again once a working key is saved)",
-                    calls=calls,
-                    fields={"hold_code": "provider_invalid"},
-                )
-                return
+            asked_now = row["kind"] in RIVO_ACTION_KINDS  # by a person: not made later without asking again
             self._ledger.move(
                 row,
-                Outcome.HOLD,
-                reason=f"{reason}; no credit made",
+                Outcome.REFUSE if asked_now else Outcome.HOLD,
+                reason=f"{reason}; "
+                + ("not made (ask again once a working key is saved)" if asked_now else "no credit made"),
                 calls=calls,
                 fields={"hold_code": "provider_invalid"},
             )
-            metrics.add_metric(name="CreditHeld", unit="Count", value=1)
+            if not asked_now:
+                metrics.add_metric(name="CreditHeld", unit="Count", value=1)
             return
         body = str(getattr(error, "body", ""))[:200]
         self._ledger.move(

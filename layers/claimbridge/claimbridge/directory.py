@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claimbridge.crypto import SecretBox
+from claimbridge.errors import ConflictError, ResourceNotFoundError
 from claimbridge.store import Store, store_pk
 
 OPENED_CACHE_SIZE = 256
@@ -65,6 +66,20 @@ class StoreDirectory:
             self._info(store_id, items.get("PROFILE")),
             self._integration(store_id, name, items.get(f"INTEGRATION#{name}")),
         )
+
+    def usable(self, store_id: str, name: str) -> tuple[StoreInfo, Integration]:
+        """The store and its integration ``name`` when a call may be made with it now: 404 when either does not
+        exist, 409 while the integration's key is invalid (an admin route's refusal, before anything is written)."""
+        info, integration = self.store_with(store_id, name)
+        if info is None:
+            raise ResourceNotFoundError(f"store {store_id} not found")
+        if integration is None:
+            raise ResourceNotFoundError(f"{name} is not configured for store {store_id}")
+        if not integration.valid:
+            raise ConflictError(
+                f"the {name} integration is invalid ({integration.reason}); save a working key; nothing sent"
+            )
+        return info, integration
 
     def integration(self, store_id: str, name: str) -> Integration | None:
         return self._integration(store_id, name, self._store.get_integration(store_id, name))

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from claimbridge.bounds import check_store_id
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.directory import StoreDirectory
-from claimbridge.errors import ConflictError, ResourceNotFoundError, invalid, problems_from_validation
+from claimbridge.errors import ResourceNotFoundError, invalid, problems_from_validation
 from claimbridge.models.order_protection import InventoryIn
 from claimbridge.observability import logger, metrics
 from claimbridge.store import ConditionFailedError, Store, now_iso, store_pk
@@ -68,7 +68,7 @@ class Inventory:
             if row.variant_id in seen:
                 raise invalid(f"items.{n}.variant_id", f"repeats row {seen[row.variant_id]}: one row per variant")
             seen[row.variant_id] = n
-        self._ready(store_id)
+        self._directory.usable(store_id, "order_protection")
         snapshot = f"{int(self._clock())}-{secrets.token_hex(4)}"
         rows = [row.model_dump() for row in given.items]
         chunks = [rows[i : i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
@@ -97,15 +97,6 @@ class Inventory:
             store_id, previous["snapshot_id"], int(previous["chunk_count"]), int(previous["rows"]), reason
         )
         return public_push(push)
-
-    def _ready(self, store_id: str) -> None:
-        if self._directory.store(store_id) is None:
-            raise ResourceNotFoundError(f"store {store_id} not found")
-        op = self._directory.integration(store_id, "order_protection")
-        if op is None:
-            raise ResourceNotFoundError(f"order_protection is not configured for store {store_id}")
-        if not op.valid:
-            raise ConflictError(f"the order_protection integration is invalid ({op.reason}); nothing pushed")
 
     def _push(self, store_id: str, snapshot: str, chunk_count: int, rows: int, reason: str) -> dict[str, Any]:
         push_id = f"{int(self._clock())}-{secrets.token_hex(4)}"

@@ -283,13 +283,7 @@ class RivoActions:
             request = action.model.model_validate(given)
         except ValidationError as error:
             raise problems_from_validation(error) from error
-        info, integration = self._directory.store_with(store_id, "rivo")
-        if info is None:
-            raise ResourceNotFoundError(f"store {store_id} not found")
-        if integration is None:
-            raise ResourceNotFoundError(f"rivo is not configured for store {store_id}")
-        if not integration.valid:
-            raise ConflictError(f"the rivo integration is invalid ({integration.reason}); save a key; nothing sent")
+        info, integration = self._directory.usable(store_id, "rivo")
         if action.kind:
             return self._once(info, action, request, idempotency_key or "")
         client = self._client_for(integration.secrets["api_key"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -96,36 +95,10 @@ class TablePacer:
             reservations.used[self._pk] = reservations.used.get(self._pk, 0) + 1
 
 
-class LocalPacer:
-    """Evenly spaced calls within one process. With the queue's maximum concurrency N, each process paces at
-    limit / N, so the account's limit holds across workers without a shared write per call."""
-
-    def __init__(
-        self,
-        interval_s: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = interval_s
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-        if slot > now:
-            self._sleep(slot - now)
-
-
 class PacerChain:
     """Several limits on one account's calls (PostCo: per key and per shop): a slot from each, in turn."""
 
-    def __init__(self, *pacers: TablePacer | LocalPacer) -> None:
+    def __init__(self, *pacers: TablePacer) -> None:
         self._pacers = pacers
 
     def acquire(self) -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from claimbridge.bounds import check_id, check_store_id
 from claimbridge.clients.http import AuthError, IntegrationError
 from claimbridge.directory import StoreDirectory
-from claimbridge.errors import ConflictError, ResourceNotFoundError, problems_from_validation
+from claimbridge.errors import ResourceNotFoundError, problems_from_validation
 from claimbridge.models.order_protection import ProtectionCancelIn
 from claimbridge.observability import logger, metrics
 from claimbridge.store import ConditionFailedError, Store, due_shard, now_iso, store_pk
@@ -68,13 +68,7 @@ class ProtectionCancels:
             asked = ProtectionCancelIn.model_validate(body)
         except ValidationError as error:
             raise problems_from_validation(error) from error
-        if self._directory.store(store_id) is None:
-            raise ResourceNotFoundError(f"store {store_id} not found")
-        op = self._directory.integration(store_id, "order_protection")
-        if op is None:
-            raise ResourceNotFoundError(f"order_protection is not configured for store {store_id}")
-        if not op.valid:
-            raise ConflictError(f"the order_protection integration is invalid ({op.reason}); nothing sent")
+        self._directory.usable(store_id, "order_protection")
         alias = self._store.get(source_alias_pk(store_id, source_order_id), "ORDER") or {}
         row: dict[str, Any] = {
             "PK": cancel_pk(store_id, source_order_id),
