@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from decimal import Decimal
@@ -22,7 +21,7 @@ from claimbridge.pacing import TablePacer, account_key
 from claimbridge.providers.rise import RiseProvider
 from claimbridge.runtime import aws_client, table_store
 from claimbridge.store import Store, claim_pk
-from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created
+from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created, module_of
 
 SLOT = "LEDGER#store_credit#claim_credit"
 
@@ -345,7 +344,7 @@ def test_a_crash_between_any_two_steps_never_pays_twice_and_never_guesses(money,
 
 def test_a_crash_after_the_row_is_written_but_before_its_job_is_sent_is_redone_by_the_events_retry(money, sandbox):
     # given the claims worker writes the row and then cannot enqueue its job (SQS down for a moment)
-    claims = sys.modules["claimbridge_fn_RichpanelWorkerFunction"].service()
+    claims = module_of(money, "RichpanelWorkerFunction").service()
     real = claims._enqueue_credits
     failing = [True]
 
@@ -373,6 +372,41 @@ def test_a_crash_after_the_row_is_written_but_before_its_job_is_sent_is_redone_b
     drain(money)
 
     assert stranded == "QUEUED" and money.messages("CreditQueue") == 0
+    assert len(issues(sandbox)) == 1 and row_of(money)["state"] == "ISSUED"
+
+
+def test_events_deferred_to_their_richpanel_slot_are_recorded_once_and_send_one_credit_job(money, sandbox):
+    # given the store's Richpanel account is busy for the next 2 s (another worker took its slots)
+    money.configure_richpanel()
+    pacer_pk = f"PACER#{account_key('richpanel', money.richpanel_key)}"
+    table_store().put({"PK": pacer_pk, "SK": "PACER", "next_at": Decimal(str(round(time.time() + 2.5, 3)))})
+    money.webhook("claim.created", claim_created("c-1"), event_id="e-c")
+    money.webhook("claim.approved", claim_approved("c-1", store_credit()), event_id="e-a")
+
+    # when both events are handled: each is deferred to a slot of its own, comes back and makes its call
+    money.work()
+    credit_jobs_first = money.messages("CreditQueue")
+    deferred = money.messages("RichpanelQueue")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(money.event_record(e)["state"] != "DONE" for e in ("e-c", "e-a")):
+        money.work()
+        time.sleep(0.2)
+
+    # then each event was recorded once, and the credit's job sent once, by the approval's first pass: the passes
+    # back at their slots only made their calls (a second credit job would reserve a Rise slot of its own)
+    assert deferred == 2 and credit_jobs_first == 1
+    view = money.claim_view("c-1")
+    assert view["ticket"]["snoozed_at"] is not None and view["claim"]["claim_state"] == "APPROVED"
+    notes = [t["note"] for t in view["timeline"]]
+    assert len([n for n in notes if n.startswith("claim.created")]) == 1, notes
+    assert len([n for n in notes if n.startswith("claim.approved")]) == 1, notes
+    assert len([n for n in notes if n.startswith("store credit")]) == 1, notes
+    assert [t.get("operation") for t in view["timeline"] if t.get("partner") == "richpanel"] == [
+        "create_ticket",
+        "snooze_ticket",
+    ]
+    assert money.messages("CreditQueue") == 1
+    drain(money)
     assert len(issues(sandbox)) == 1 and row_of(money)["state"] == "ISSUED"
 
 

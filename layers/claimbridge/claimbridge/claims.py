@@ -69,6 +69,9 @@ class EventJob:
     topic: str
     raw: str
     sent_at_us: int | None = None
+    # Back at a partner account's pacer slot it reserved when it was deferred: its earlier pass did everything that
+    # comes before that call (the event recorded, its credit rows made and their jobs sent).
+    resumed: bool = False
 
 
 class InvalidEventError(Exception):
@@ -145,7 +148,12 @@ class ClaimsService:
                 "protection.removed": self._on_protection,
                 RECONCILE_TOPIC: self._on_reconcile,
             }[job.topic]
-            handler(info, job, envelope, at)
+            if job.resumed and (claim := self._resumed_claim(info, envelope)) is not None:
+                # Done once, not once per deferral: no second timeline entry, no second credit job (which would
+                # reserve a pacer slot of its own). The claim as it is now decides the rest.
+                self._effects(info, claim, credits_done=True)
+            else:
+                handler(info, job, envelope, at)
         except (ValidationError, InvalidEventError) as error:
             logger.error(
                 "event refused: its body does not fit its topic",
@@ -156,6 +164,10 @@ class ClaimsService:
             )
             metrics.add_metric(name="EventRefused", unit="Count", value=1)
         self._store.mark_event_done(job.store_id, job.event_id)
+
+    def _resumed_claim(self, info: StoreInfo, envelope: Envelope) -> dict[str, Any] | None:
+        claim_id = envelope.body.get("claim_id")
+        return self._store.get_claim(info.store_id, claim_id) if isinstance(claim_id, str) and claim_id else None
 
     # -- topics --------------------------------------------------------------------------------------------------
 
