@@ -68,7 +68,7 @@ def speed_up_sqs() -> None:
 
     models.unix_time = unix_time
     models.unix_time_millis = unix_time_millis
-    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
 def main() -> None:
