@@ -4,6 +4,11 @@ timeout. Module state, caches and the logger are then per function and per envir
 
 ``inline`` mode instead runs the handlers in this process: the integration tests use it to fault-inject and to drive
 handlers step by step, and say so; ``make run``, the end-to-end tests, the soak and the benchmarks use workers.
+
+**CPU, as deployed.** On Lambda no function shares a CPU with another: an API's answer does not slow down because a
+queue has a backlog. On a laptop every environment shares its few cores, so the environments of functions that no
+API invokes (queue workers, schedules) run at a lower priority (``BACKGROUND_NICE``): a webhook or an admin request is
+answered first, and the queues take the CPU it leaves, which on Lambda would be theirs alone anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from local.template import ROOT, Resolver, resources_of
 LAYER_DIR = ROOT / "layers" / "claimbridge"
 MAX_ENVIRONMENTS = 10  # per function: Lambda scales out further, a laptop need not
 READY_TIMEOUT_S = 60.0
+BACKGROUND_NICE = 5  # a queue worker's or a schedule's environment: about a third of an API function's CPU share
 
 
 @dataclass
@@ -63,6 +69,7 @@ class FunctionSpec:
     handler: str
     timeout_s: float
     memory_mb: int
+    background: bool = False  # invoked by queues and schedules only, never by the API
 
     def context(self) -> LocalContext:
         return LocalContext(
@@ -104,9 +111,9 @@ class LocalFunction:
         self.environment, self.isolated = environment, True
         self._pool = WorkerPool(self.spec, environment)
 
-    def warm(self) -> None:
+    def warm(self, environments: int = 1) -> None:
         if self._pool is not None:
-            self._pool.warm()
+            self._pool.warm(environments)
 
     def stop(self) -> None:
         if self._pool is not None:
@@ -153,6 +160,8 @@ def _environment_main(connection: Connection, spec: FunctionSpec, environment: d
     then one invocation at a time until the stack closes the pipe."""
     os.environ.clear()
     os.environ.update(environment)
+    if spec.background:
+        os.nice(BACKGROUND_NICE)
     try:
         handler = _import_handler(spec)
     except BaseException:  # noqa: BLE001 - an init error is the invocation's answer, as Lambda's is
@@ -234,17 +243,19 @@ class WorkerPool:
         self._available = threading.Condition()
         self._stopped = False
 
-    def warm(self) -> None:
-        """Start one environment now (its cold start off the first request's path)."""
-        with self._available:
-            if self._all:
-                return
-            environment = _Environment(self._spec, self._environment)
-            self._all.append(environment)
-        environment.wait_ready(self._spec)
-        with self._available:
-            self._idle.append(environment)
-            self._available.notify()
+    def warm(self, environments: int = 1) -> None:
+        """Start environments now, one after another, until there are ``environments`` (their cold starts off the
+        first requests' path)."""
+        while True:
+            with self._available:
+                if len(self._all) >= min(environments, MAX_ENVIRONMENTS):
+                    return
+                environment = _Environment(self._spec, self._environment)
+                self._all.append(environment)
+            environment.wait_ready(self._spec)
+            with self._available:
+                self._idle.append(environment)
+                self._available.notify()
 
     def _acquire(self) -> _Environment:
         with self._available:
@@ -304,6 +315,7 @@ def load_functions(template: dict[str, Any]) -> dict[str, LocalFunction]:
     functions = {}
     for logical_id, spec in resources_of(template, "AWS::Serverless::Function").items():
         props = {**globals_, **spec["Properties"]}
+        events = (props.get("Events") or {}).values()
         functions[logical_id] = LocalFunction(
             FunctionSpec(
                 logical_id=logical_id,
@@ -311,6 +323,7 @@ def load_functions(template: dict[str, Any]) -> dict[str, LocalFunction]:
                 handler=props["Handler"],
                 timeout_s=float(props.get("Timeout", 3)),
                 memory_mb=int(props.get("MemorySize", 512)),
+                background=bool(events) and all(event["Type"] != "Api" for event in events),
             )
         )
     return functions

@@ -5,6 +5,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 
@@ -198,6 +199,16 @@ def test_each_function_runs_in_its_own_processes_one_invocation_at_a_time(runnin
         others = set().union(*(p for other, p in pids.items() if other != name))
         assert not own & others, name
     assert len(pids["AdminFunction"]) >= 2  # eight concurrent calls took more than one environment
+    # the API's functions ahead of the queue workers and schedules for the CPU they share here (never on Lambda)
+    niceness = {name: {_nice(pid) for pid in own} for name, own in pids.items()}
+    api = ("AdminFunction", "WebhookReceiverFunction", "WidgetFunction")
+    assert all(niceness[name] == {os.nice(0)} for name in api), niceness
+    assert all(niceness[name] == {os.nice(0) + 5} for name in niceness if name not in api), niceness
+
+
+def _nice(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[16])
 
 
 def test_make_demo_sends_a_claim_and_its_approval_and_shows_the_ticket_snooze_credit_and_report(running):

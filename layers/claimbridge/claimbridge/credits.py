@@ -125,10 +125,11 @@ class CreditService:
             return
         assert info is not None
         calls: list[dict[str, Any]] = list(row.get("calls") or [])
-        provider = self._provider(info, row, calls)
-        if isinstance(provider, Stop):
-            self._stop(row, provider)
+        found = self._provider(info, row, calls)
+        if isinstance(found, Stop):
+            self._stop(row, found)
             return
+        provider, account_id = found
         credit = _credit(row | customer, info)
         planned = self._recent_plan(row)
         try:
@@ -136,7 +137,7 @@ class CreditService:
         except IntegrationError as error:
             self._refused_or_retry(row, error, calls, taken=False)
             return
-        account = {"account": self._account(info, row)}  # which partner account the call goes to (see _reconcile)
+        account = {"account": account_id}  # which partner account the call goes to (see _reconcile)
         row = self._ledger.move(row, Outcome.TAKE, fields=customer | plan.fields | account, calls=calls)
         try:
             applied = provider.apply(_credit(row, info))
@@ -197,11 +198,12 @@ class CreditService:
         """UNKNOWN: settle on evidence that names this credit, retry on proof it was not made, else hold it."""
         info = self._directory.store(row["store_id"])
         calls: list[dict[str, Any]] = list(row.get("calls") or [])
-        provider = self._provider(info, row, calls) if info is not None else Stop(Outcome.HOLD, "store", "no store")
-        if isinstance(provider, Stop):
-            return self._hold_unknown(row, calls, {"why_not_looked": provider.reason})
+        found = self._provider(info, row, calls) if info is not None else Stop(Outcome.HOLD, "store", "no store")
+        if isinstance(found, Stop):
+            return self._hold_unknown(row, calls, {"why_not_looked": found.reason})
         assert info is not None
-        if row.get("account") and row["account"] != self._account(info, row):
+        provider, account_id = found
+        if row.get("account") and row["account"] != account_id:
             # The key was changed since the call: the new account's records prove nothing about the old one's.
             why = "the partner credential was changed since the call; check the account it was sent to"
             return self._hold_unknown(row, calls, {"why_not_looked": why})
@@ -467,16 +469,11 @@ class CreditService:
         metrics.add_metric(name="CreditHeld", unit="Count", value=1)
         logger.warning("credit held", ledger=row["ledger_id"], code=stop.code, reason=stop.reason)
 
-    def _account(self, info: StoreInfo, row: dict[str, Any]) -> str | None:
-        """A fingerprint of the partner account the row's provider calls (its credential), never the credential."""
-        name = row.get("provider") or info.profile.get("credit_provider", "rise")
-        integration = self._directory.integration(info.store_id, name)
-        if integration is None:
-            return None
-        return account_key(name, json.dumps(integration.secrets, sort_keys=True, default=str))
-
-    def _provider(self, info: StoreInfo | None, row: dict[str, Any], calls: list[dict[str, Any]]) -> Any:
-        """The store's provider for this row, or the Stop that says why there is none."""
+    def _provider(
+        self, info: StoreInfo | None, row: dict[str, Any], calls: list[dict[str, Any]]
+    ) -> tuple[CreditProvider, str] | Stop:
+        """The store's provider for this row and a fingerprint of the partner account it calls (of its credential,
+        never the credential), or the Stop that says why there is none. One read of the integration for both."""
         assert info is not None
         name = row.get("provider") or info.profile.get("credit_provider", "rise")
         factory = self._providers.get(name)
@@ -497,7 +494,7 @@ class CreditService:
             del calls[:-MAX_CALLS]  # a long 429 storm must not grow the row toward DynamoDB's 400 KB
 
         provider: CreditProvider = factory(integration.secrets, observe)
-        return provider
+        return provider, account_key(name, json.dumps(integration.secrets, sort_keys=True, default=str))
 
 
 # -- rows ---------------------------------------------------------------------------------------------------------
