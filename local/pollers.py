@@ -131,18 +131,17 @@ class Poller:
                 with self._ready:
                     while self._held >= limit and not self._stop.is_set():
                         self._ready.wait(0.5)
-                    empty = self._held == 0
+                # A long poll, as Lambda's: it answers at once when messages are there and otherwise waits for one,
+                # where polling again every few milliseconds made the emulator scan the queue for nothing.
                 answer = self._sqs.receive_message(
                     QueueUrl=self.source.queue_url,
                     MaxNumberOfMessages=10,
-                    WaitTimeSeconds=1 if empty else 0,
+                    WaitTimeSeconds=1,
                     AttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 )
                 messages = answer.get("Messages", [])
                 if not messages:
-                    if not empty:
-                        time.sleep(0.05)
                     continue
                 now = time.monotonic()
                 with self._ready:

@@ -139,3 +139,53 @@ def test_a_job_deferred_at_its_second_call_reserves_one_slot_for_the_call_still_
     # one: the call made is not made again (a ticket made stays made; a credit's card look-up is reused)
     assert job.held == {"PACER#rise#k": [Decimal("1005.0")]} and job.used == {"PACER#rise#k": 1}
     assert table.item["next_at"] == Decimal("1005.5")
+
+
+def test_a_job_deferred_at_a_call_that_another_follows_reserves_both_slots_and_makes_both_calls_when_back():
+    from decimal import Decimal
+
+    from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
+    from claimbridge.pacing import calls_after
+
+    table, now, slept = FakeTable(), [1000.0], []
+    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=slept.append)
+    table.item = {"next_at": Decimal("1003.0")}  # three seconds of slots taken by others
+    job = PaceReservations()
+    token = PACE_RESERVATIONS.set(job)
+    try:
+        with pytest.raises(JobDeferredError) as deferred, calls_after(1):
+            pacer.acquire()  # the look-up, which the credit follows
+        assert job.after == 0  # the hint ends with its block
+        back = PaceReservations(json.loads(job.attribute() or "{}"))
+        PACE_RESERVATIONS.set(back)
+        now[0] = 1002.9
+        with calls_after(1):
+            pacer.acquire()  # the look-up, at its slot
+        now[0] = 1003.05
+        pacer.acquire()  # the credit, at the next: no second deferral, nothing more reserved
+    finally:
+        PACE_RESERVATIONS.reset(token)
+
+    assert deferred.value.delay_s == 3
+    assert json.loads(job.attribute() or "{}") == {"PACER#rise#k": ["1003.0", "1003.5"]}
+    assert table.item["next_at"] == Decimal("1004.0")  # two consecutive slots, reserved once
+    assert slept == [pytest.approx(0.1), pytest.approx(0.45)] and back.used == {"PACER#rise#k": 2}
+    assert back.held == {"PACER#rise#k": []}
+
+
+def test_a_call_not_deferred_takes_one_slot_whatever_follows_it():
+    from decimal import Decimal
+
+    from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
+    from claimbridge.pacing import calls_after
+
+    table, now = FakeTable(), [1000.0]
+    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=lambda _: None)
+    token = PACE_RESERVATIONS.set(PaceReservations())
+    try:
+        with calls_after(1):
+            pacer.acquire()
+    finally:
+        PACE_RESERVATIONS.reset(token)
+
+    assert table.item["next_at"] == Decimal("1000.5")  # the next call takes its own slot when it comes

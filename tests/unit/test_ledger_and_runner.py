@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -194,11 +195,14 @@ def test_lambdas_own_redeliveries_count_as_failures_too():
     assert sqs.sent[0]["QueueUrl"] == "dlq"  # 1 counted + 6 crashes + this one
 
 
-def test_a_bug_is_not_swallowed_the_record_fails_and_lambda_redelivers_it():
-    result, sqs = run(raising(KeyError("bug")), record())
+def test_a_bug_is_not_swallowed_the_record_fails_and_lambda_redelivers_it(caplog):
+    with caplog.at_level(logging.ERROR):
+        result, sqs = run(raising(KeyError("bug")), record())
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert sqs.sent == []
+    (logged,) = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert logged.levelno == logging.ERROR and logged.exc_info is not None  # said, with its traceback, not only noted
 
 
 def test_no_record_starts_with_less_time_left_than_its_budget_and_none_is_counted():

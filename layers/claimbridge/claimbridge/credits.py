@@ -26,7 +26,7 @@ from claimbridge.limits import MoneyLimits
 from claimbridge.models.credits import CreditJob
 from claimbridge.money import MoneyError, parse_amount
 from claimbridge.observability import logger, metrics
-from claimbridge.pacing import account_key
+from claimbridge.pacing import account_key, calls_after
 from claimbridge.providers import RIVO_ACTION_KINDS, Applied, Credit, CreditProvider, Plan, ProviderFactory
 from claimbridge.store import Store, customer_pk, iso_at, now_iso
 
@@ -133,7 +133,8 @@ class CreditService:
         credit = _credit(row | customer, info)
         planned = self._recent_plan(row)
         try:
-            plan = planned or provider.plan(credit)  # a read: whatever fails here, nothing was paid
+            with calls_after(1):  # its look-up is followed by the credit: deferred there, a job reserves both slots
+                plan = planned or provider.plan(credit)  # a read: whatever fails here, nothing was paid
         except IntegrationError as error:
             self._refused_or_retry(row, error, calls, taken=False)
             return

@@ -49,6 +49,9 @@ class PaceReservations:
     def __init__(self, held: dict[str, list[str]] | None = None) -> None:
         self.held: dict[str, list[Decimal]] = {k: [Decimal(v) for v in vs] for k, vs in (held or {}).items()}
         self.used: dict[str, int] = {}
+        # The calls this pass will surely make to the same account after the one being paced (``calls_after``):
+        # deferred at that call, the job reserves their slots too, and comes back to make them all in one pass.
+        self.after = 0
 
     @classmethod
     def from_record(cls, record: SQSRecord) -> PaceReservations:
@@ -157,6 +160,15 @@ class SqsJobRunner:
                     logger.exception("job failed", message_id=record.message_id, failures=failures_of(record))
                     raise
                 self._again(record, backoff_delay(failures_of(record) + 1), str(error), failed=True)
+            except Exception:
+                # Said here: the batch processor would only note it at debug level, and the job would come back after
+                # its visibility timeout with nothing in the log to say why it waited.
+                logger.exception(
+                    "job failed unexpectedly; it comes back after the queue's visibility timeout",
+                    message_id=record.message_id,
+                    failures=failures_of(record),
+                )
+                raise
             finally:
                 PACE_RESERVATIONS.reset(token)
 

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from claimbridge.jobs import PACE_RESERVATIONS, JobDeferredError, PaceReservations
 from claimbridge.store import ConditionFailedError, Store
 
 PACE_WAIT_S = 1.0  # the longest a worker waits for its account's slot; past it the job is deferred, the worker freed
+
+
+@contextlib.contextmanager
+def calls_after(calls: int) -> Iterator[None]:
+    """Within this block each paced call is followed by ``calls`` more to the same account in this pass (a credit's
+    card look-up by the credit itself): a job deferred at it reserves their slots with its own, consecutive, so that
+    it comes back once and makes them all, instead of once per call."""
+    reservations = PACE_RESERVATIONS.get()
+    if reservations is None:
+        yield
+        return
+    before, reservations.after = reservations.after, calls
+    try:
+        yield
+    finally:
+        reservations.after = before
 
 
 def account_key(partner: str, credential: str) -> str:
@@ -67,9 +84,10 @@ class TablePacer:
             far = wait > self._max_wait
             if far and reservations is None:
                 raise JobDeferredError(wait + random.uniform(0, min(wait, 5.0)), "waiting for a pacer slot")
-            # One slot: a job deferred at a later call does not redo the earlier ones (a ticket made is not made
-            # again; a credit's card look-up is reused), so it needs one slot when it comes back, and gets it.
-            count = 1
+            # A slot for this call, and for those that surely follow it in the same pass when it is deferred
+            # (``calls_after``). A job deferred at a later call does not redo the earlier ones (a ticket made is not
+            # made again; a credit's card look-up is reused), so those need no slot when it comes back.
+            count = 1 + (reservations.after if far and reservations is not None else 0)
             try:
                 self._store.put(
                     {"PK": self._pk, "SK": "PACER", "next_at": slot + count * self._interval, "ttl": int(slot) + 3600},
