@@ -236,6 +236,16 @@ def test_a_job_sent_back_stays_in_its_stores_group_and_keeps_when_it_was_first_q
     assert again.sent[0]["MessageAttributes"]["enqueued_at"]["StringValue"] == "1700000"  # not the re-send's time
 
 
+def test_the_per_store_metrics_are_silent_where_metrics_are_disabled(capsys, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # as the local stack sets it: no EMF line per job
+
+    run(lambda _: None, grouped("store-b", sent_ms=1_700_000))
+    run(raising(JobDeferredError(3, "the account's pace is full")), grouped("store-b", sent_ms=1_700_000))
+
+    printed = capsys.readouterr().out
+    assert '"JobDwell"' not in printed and '"JobDeferred"' not in printed
+
+
 def test_a_done_job_records_its_dwell_per_store_from_when_it_was_first_queued(capsys):
     import time as clock
 

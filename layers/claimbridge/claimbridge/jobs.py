@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -260,6 +261,8 @@ def enqueued_at_ms(record: SQSRecord) -> int:
 
 
 def _store_metric(name: str, unit: MetricUnit, value: float, queue: str, store_id: str) -> None:
+    if is_metrics_disabled():  # as the functions' own metrics are (single_metric prints its line regardless)
+        return
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="queue", value=queue or "unknown")
         metric.add_dimension(name="store_id", value=store_id[:250])
