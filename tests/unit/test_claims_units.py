@@ -91,14 +91,24 @@ def test_the_table_pacer_reserves_slots_retries_conflicts_and_defers_far_slots()
     assert 1.8 <= deferred.value.delay_s <= 3.6  # the slot's wait, jittered by up to as much again
 
 
+def rise_pacer(busy_until: str | None = None) -> tuple[FakeTable, list[float], list[float], TablePacer]:
+    """Rise's pacer (2 a second, a second's wait at most) over a one-item table at t=1000; ``busy_until``: the end of
+    the slots others took."""
+    from decimal import Decimal
+
+    table, now, slept = FakeTable(), [1000.0], []
+    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=slept.append)
+    if busy_until:
+        table.item = {"next_at": Decimal(busy_until)}
+    return table, now, slept, pacer
+
+
 def test_a_job_finding_its_account_busy_reserves_its_slot_and_comes_back_to_it():
     from decimal import Decimal
 
     from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
 
-    table, now, slept = FakeTable(), [1000.0], []
-    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=slept.append)
-    table.item = {"next_at": Decimal("1003.0")}  # three seconds of slots taken by others
+    table, now, slept, pacer = rise_pacer(busy_until="1003.0")  # three seconds of slots taken by others
     job = PaceReservations()
     token = PACE_RESERVATIONS.set(job)
     try:
@@ -124,8 +134,7 @@ def test_a_job_deferred_at_its_second_call_reserves_one_slot_for_the_call_still_
 
     from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
 
-    table, now = FakeTable(), [1000.0]
-    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=lambda _: None)
+    table, _, _, pacer = rise_pacer()
     job = PaceReservations()
     token = PACE_RESERVATIONS.set(job)
     try:
@@ -147,9 +156,7 @@ def test_a_job_deferred_at_a_call_that_another_follows_reserves_both_slots_and_m
     from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
     from claimbridge.pacing import calls_after
 
-    table, now, slept = FakeTable(), [1000.0], []
-    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=slept.append)
-    table.item = {"next_at": Decimal("1003.0")}  # three seconds of slots taken by others
+    table, now, slept, pacer = rise_pacer(busy_until="1003.0")  # three seconds of slots taken by others
     job = PaceReservations()
     token = PACE_RESERVATIONS.set(job)
     try:
@@ -179,8 +186,7 @@ def test_a_call_not_deferred_takes_one_slot_whatever_follows_it():
     from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
     from claimbridge.pacing import calls_after
 
-    table, now = FakeTable(), [1000.0]
-    pacer = TablePacer(table, "rise#k", interval_s=0.5, max_wait_s=1.0, clock=lambda: now[0], sleep=lambda _: None)
+    table, _, _, pacer = rise_pacer()
     token = PACE_RESERVATIONS.set(PaceReservations())
     try:
         with calls_after(1):
