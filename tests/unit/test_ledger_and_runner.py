@@ -246,8 +246,10 @@ def test_the_per_store_metrics_are_silent_where_metrics_are_disabled(capsys, mon
     assert '"JobDwell"' not in printed and '"JobDeferred"' not in printed
 
 
-def test_a_done_job_records_its_dwell_per_store_from_when_it_was_first_queued(capsys):
+def test_a_done_job_records_its_dwell_per_store_from_when_it_was_first_queued(capsys, monkeypatch):
     import time as clock
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # deployed; a local stack started earlier disables them
 
     first_queued = int(clock.time() * 1000) - 4_000
     run(lambda _: None, grouped("store-b", sent_ms=first_queued + 3_000, enqueued_ms=first_queued))
