@@ -124,15 +124,14 @@ def serialize_sqs() -> None:
         while True:
             with SQS_LOCK:
                 found = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+                now = time.time()
+                if found or now >= deadline:
+                    return found
                 # When the next delayed or hidden message shows: a long poll hands it out then, as SQS does (moto's
                 # own wait would notice it only when the wait ends, up to a second late for a job deferred to a slot).
-                now = time.time()
                 times = (max(m.delayed_until, m.visible_at) / 1000 for m in queue._messages)
                 shows = min((at for at in times if at > now), default=deadline)
-            left = deadline - now
-            if found or left <= 0:
-                return found
-            queue.wait_for_messages(min(left, shows - now + 0.005, 1.0))  # a send wakes it sooner
+            queue.wait_for_messages(min(deadline - now, shows - now + 0.005, 1.0))  # a send wakes it sooner
 
     backend.receive_message = receive_message  # type: ignore[method-assign]
 

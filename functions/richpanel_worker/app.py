@@ -12,7 +12,7 @@ from claimbridge.claims import ClaimsService, EventJob
 from claimbridge.clients.order_protection import OrderProtectionClient
 from claimbridge.clients.richpanel import RichpanelClient
 from claimbridge.config import get_settings
-from claimbridge.jobs import PaceReservations, SqsJobRunner
+from claimbridge.jobs import PACE_RESERVATIONS, SqsJobRunner
 from claimbridge.models.credits import CreditJob
 from claimbridge.observability import get_tracer, logger, metrics
 from claimbridge.pacing import PACE_WAIT_S, TablePacer, account_key
@@ -79,7 +79,7 @@ def job_of(record: SQSRecord) -> EventJob:
         topic=attribute("topic"),
         raw=record.body,
         sent_at_us=int(sent_ms) * 1000 if sent_ms and str(sent_ms).isdigit() else None,
-        resumed=bool(PaceReservations.from_record(record).held),
+        resumed=bool(reservations.held) if (reservations := PACE_RESERVATIONS.get()) is not None else False,
     )
 
 
