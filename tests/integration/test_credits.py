@@ -15,7 +15,7 @@ from claimbridge.clients.rise import RiseClient
 from claimbridge.credits import CreditService
 from claimbridge.crypto import SecretBox
 from claimbridge.directory import StoreDirectory
-from claimbridge.jobs import JobDeferredError
+from claimbridge.jobs import PACE_RESERVATIONS, JobDeferredError, PaceReservations
 from claimbridge.models.credits import CreditJob
 from claimbridge.pacing import TablePacer, account_key
 from claimbridge.providers.rise import RiseProvider
@@ -215,6 +215,47 @@ def test_the_rise_client_paces_itself_at_two_calls_per_second(money, sandbox):
 
     assert time.monotonic() - started >= 2.7  # five intervals between six calls
     assert [c["status"] for c in rise_calls(sandbox)] == [404] * 6  # none refused for rate
+
+
+def test_concurrent_workers_take_distinct_evenly_spaced_slots_of_one_account_in_about_a_write_each(money):
+    """The pacer's move is DynamoDB's own arithmetic: four workers at once never take one slot, never lose one."""
+    from claimbridge import pacing
+
+    class Counted(Store):
+        writes = 0
+
+        def advance_pacer(self, *args: Any, **kwargs: Any) -> Decimal:
+            Counted.writes += 1
+            return super().advance_pacer(*args, **kwargs)
+
+    store = Counted(table_store()._client, table_store().table_name)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            waits.append(round(seconds, 3))
+
+    key = account_key("rise", "concurrent-" + money.store_id)
+    pacing._SEEN.pop(f"PACER#{key}", None)
+
+    def worker() -> None:  # a job runner's thread: each its own job
+        PACE_RESERVATIONS.set(PaceReservations())
+        pacer = TablePacer(store, key, interval_s=0.05, max_wait_s=60, clock=lambda: 1000.0, sleep=sleep)
+        for _ in range(10):
+            pacer.acquire()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(waits) == [round(0.05 * n, 3) for n in range(1, 40)]  # slot 0 is now: no wait
+    assert table_store().get(f"PACER#{key}", "PACER")["next_at"] == Decimal("1002.000")
+    # a lost condition only where a worker's first guess was wrong (was a read and a write each, and more when two
+    # wrote at once)
+    assert Counted.writes <= 44
 
 
 # -- exactly once ------------------------------------------------------------------------------------------------

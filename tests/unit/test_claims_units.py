@@ -52,26 +52,34 @@ def test_backoff_grows_with_attempts_and_stays_within_its_cap():
 
 
 class FakeTable:
-    """A one-item table with DynamoDB's conditional put semantics."""
+    """A one-item table with the pacer's conditional move as DynamoDB makes it (``Store.advance_pacer``)."""
 
     def __init__(self):
         self.item = None
-        self.conflicts = 0
+        self.writes: list[str] = []
 
-    def get(self, pk, sk, consistent=True):
-        return self.item
-
-    def put(self, item, condition=None, values=None, names=None):
-        if self.conflicts:
-            self.conflicts -= 1
-            raise ConditionFailedError("PACER")
+    def advance_pacer(self, pk, *, state, now, limit, step, ttl):
+        self.writes.append(state)
         previous = (self.item or {}).get("next_at")
-        if self.item is not None and previous != values[":previous"]:
-            raise ConditionFailedError("PACER")
-        self.item = item
+        found = "free" if previous is None or previous <= now else "near" if previous <= limit else "far"
+        if found != state:
+            raise ConditionFailedError(pk, item=dict(self.item) if self.item else None)
+        slot = now if state == "free" else previous
+        self.item = {"next_at": slot + step, "ttl": ttl}
+        return slot
 
 
-def test_the_table_pacer_reserves_slots_retries_conflicts_and_defers_far_slots():
+@pytest.fixture(autouse=True)
+def _no_pacer_seen():
+    """Each test's pacers start without what an earlier test's saw (a process remembers each account's pacer)."""
+    from claimbridge import pacing
+
+    pacing._SEEN.clear()
+    yield
+    pacing._SEEN.clear()
+
+
+def test_a_pacer_takes_evenly_spaced_slots_waits_for_near_ones_and_refuses_far_ones_outside_a_job():
     from decimal import Decimal
 
     table = FakeTable()
@@ -80,15 +88,36 @@ def test_the_table_pacer_reserves_slots_retries_conflicts_and_defers_far_slots()
     pacer = TablePacer(table, "richpanel#k", interval_s=0.6, max_wait_s=1.5, clock=lambda: now[0], sleep=slept.append)
 
     pacer.acquire()
-    table.conflicts = 1
     pacer.acquire()
     pacer.acquire()
     with pytest.raises(JobDeferredError) as deferred:
         pacer.acquire()
 
     assert slept == [0.6, 1.2]
-    assert table.item["next_at"] == Decimal("1001.8")
+    assert table.item["next_at"] == Decimal("1001.8")  # the refused call took no slot
     assert 1.8 <= deferred.value.delay_s <= 3.6  # the slot's wait, jittered by up to as much again
+    # outside a job the first write assumes nothing: a lost condition returns the pacer (and there, a far one ends it)
+    assert table.writes == ["free", "free", "near", "free", "near", "free"]
+
+
+def test_a_job_guesses_its_accounts_pacer_from_its_last_write_and_a_wrong_guess_costs_one_write():
+    from decimal import Decimal
+
+    from claimbridge.jobs import PACE_RESERVATIONS, PaceReservations
+
+    table, now, slept, pacer = rise_pacer()
+    token = PACE_RESERVATIONS.set(PaceReservations())
+    try:
+        pacer.acquire()  # free: the slot is now
+        pacer.acquire()  # near, as its last write left it
+        table.item = {"next_at": Decimal("1000.2")}  # (a pacer that went back: only a test's table does)
+        now[0] = 1000.4
+        pacer.acquire()  # guessed near, found free
+    finally:
+        PACE_RESERVATIONS.reset(token)
+
+    assert table.writes == ["free", "near", "near", "free"]
+    assert slept == [0.5] and table.item["next_at"] == Decimal("1000.9")
 
 
 def rise_pacer(busy_until: str | None = None) -> tuple[FakeTable, list[float], list[float], TablePacer]:

@@ -129,7 +129,7 @@ class ClaimsService:
     # -- entry point ---------------------------------------------------------------------------------------------
 
     def handle(self, job: EventJob) -> None:
-        info = self._directory.store(job.store_id)
+        info = self._directory.store(job.store_id, with_integration="richpanel")  # one read: most events make a call
         if info is None:
             logger.warning("event for a store that no longer exists", store_id=job.store_id, event_id=job.event_id)
             self._store.mark_event_done(job.store_id, job.event_id)
@@ -440,7 +440,7 @@ class ClaimsService:
     # -- Richpanel -----------------------------------------------------------------------------------------------
 
     def _richpanel_for(self, info: StoreInfo, claim_id: str) -> tuple[Integration, RichpanelClient] | None:
-        integration = self._directory.integration(info.store_id, "richpanel")
+        integration = self._directory.integration_of(info, "richpanel")
         if integration is None or not integration.valid:
             why = (
                 "not configured for this store"

@@ -118,7 +118,7 @@ class CreditService:
 
     def _pay(self, row: dict[str, Any]) -> None:
         """QUEUED → (checks) → PENDING → the call → ISSUED, or the state the call's failure says."""
-        info = self._directory.store(row["store_id"])
+        info = self._directory.store(row["store_id"], with_integration=row.get("provider"))
         stop, customer = self._check(row, info)
         if stop is not None:
             self._stop(row, stop)
@@ -197,7 +197,7 @@ class CreditService:
 
     def _reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
         """UNKNOWN: settle on evidence that names this credit, retry on proof it was not made, else hold it."""
-        info = self._directory.store(row["store_id"])
+        info = self._directory.store(row["store_id"], with_integration=row.get("provider"))
         calls: list[dict[str, Any]] = list(row.get("calls") or [])
         found = self._provider(info, row, calls) if info is not None else Stop(Outcome.HOLD, "store", "no store")
         if isinstance(found, Stop):
@@ -348,7 +348,8 @@ class CreditService:
 
     def _claim_check(self, row: dict[str, Any], info: StoreInfo) -> tuple[Stop | None, dict[str, Any]]:
         """A claim's credit follows its claim: approved still, the same resolution still, the customer known."""
-        claim = self._store.get_claim(row["store_id"], row["claim_id"]) or {}
+        found, ledger = self._store.get_claim_and_ledger(row["store_id"], row["claim_id"])
+        claim = found or {}
         state = claim.get("claim_state")
         if state not in CLAIM_CREDIT_STATES:
             return Stop(
@@ -367,7 +368,7 @@ class CreditService:
         slots = {credit_slot(r) for r in wanted}
         others = [
             other["ledger_id"]
-            for other in self._store.query_partition(row["PK"], sk_prefix="LEDGER#")
+            for other in ledger
             if other["SK"] != row["SK"] and other.get("slot") not in slots and other.get("state") != "CANCELLED"
         ]
         if others:  # e.g. the approval came without resolution ids and a later event with them: one credit, two keys
@@ -480,7 +481,7 @@ class CreditService:
         factory = self._providers.get(name)
         if factory is None:
             return Stop(Outcome.HOLD, "provider_not_wired", f"credit provider {name} is not wired for credits yet")
-        integration = self._directory.integration(info.store_id, name)
+        integration = self._directory.integration_of(info, name)
         if integration is None:
             return Stop(
                 Outcome.HOLD, "provider_not_configured", f"{name} is not configured for this store; no call made"

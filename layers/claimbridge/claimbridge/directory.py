@@ -1,13 +1,14 @@
 """A store's profile and integrations as the functions need them, secrets opened.
 
-Each look-up reads the item (one consistent GetItem), so a secret rotated, a key replaced or an integration removed in
+Each look-up reads the item (one consistent read), so a secret rotated, a key replaced or an integration removed in
 the admin is seen by every function's next request, in every process; only the opening of a sealed value is cached,
-keyed by the sealed value itself, so KMS is asked once per secret version, not per request."""
+keyed by the sealed value itself, so KMS is asked once per secret version, not per request. A job that will need one of
+the store's integrations reads it with the store, in the same request (``store(..., with_integration=...)``)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from claimbridge.crypto import SecretBox
@@ -22,6 +23,8 @@ class StoreInfo:
     store_id: str
     profile: dict[str, Any]
     secrets: dict[str, Any]
+    # integrations read with the store, by name (None: not configured); ``StoreDirectory.integration_of`` uses them
+    integrations: dict[str, Integration | None] = field(default_factory=dict, compare=False)
 
     @property
     def customer_hash_key(self) -> bytes:
@@ -56,16 +59,20 @@ class StoreDirectory:
             self._opened.move_to_end(key)
         return opened
 
-    def store(self, store_id: str) -> StoreInfo | None:
-        return self._info(store_id, self._store.get_store_profile(store_id))
+    def store(self, store_id: str, *, with_integration: str | None = None) -> StoreInfo | None:
+        """The store; with ``with_integration``, that integration read in the same request (``integration_of``)."""
+        if with_integration is None:
+            return self._info(store_id, self._store.get_store_profile(store_id))
+        info, _ = self.store_with(store_id, with_integration)
+        return info
 
     def store_with(self, store_id: str, name: str) -> tuple[StoreInfo | None, Integration | None]:
-        """The store and one of its integrations in one read (a query of the store's partition)."""
-        items = {item["SK"]: item for item in self._store.query_partition(store_pk(store_id))}
-        return (
-            self._info(store_id, items.get("PROFILE")),
-            self._integration(store_id, name, items.get(f"INTEGRATION#{name}")),
-        )
+        """The store and one of its integrations in one read (a batch get of the two items)."""
+        pk = store_pk(store_id)
+        items = self._store.get_many([(pk, "PROFILE"), (pk, f"INTEGRATION#{name}")])
+        integration = self._integration(store_id, name, items.get((pk, f"INTEGRATION#{name}")))
+        info = self._info(store_id, items.get((pk, "PROFILE")), {name: integration})
+        return info, integration
 
     def usable(self, store_id: str, name: str) -> tuple[StoreInfo, Integration]:
         """The store and its integration ``name`` when a call may be made with it now: 404 when either does not
@@ -84,10 +91,19 @@ class StoreDirectory:
     def integration(self, store_id: str, name: str) -> Integration | None:
         return self._integration(store_id, name, self._store.get_integration(store_id, name))
 
-    def _info(self, store_id: str, profile: dict[str, Any] | None) -> StoreInfo | None:
+    def integration_of(self, info: StoreInfo, name: str) -> Integration | None:
+        """The store's integration ``name``: as read with the store when it was, else read now."""
+        if name in info.integrations:
+            return info.integrations[name]
+        return self.integration(info.store_id, name)
+
+    def _info(
+        self, store_id: str, profile: dict[str, Any] | None, integrations: dict[str, Integration | None] | None = None
+    ) -> StoreInfo | None:
         if profile is None:
             return None
-        return StoreInfo(store_id, profile, self._open(profile["secrets"], store_id=store_id, purpose="store"))
+        secrets = self._open(profile["secrets"], store_id=store_id, purpose="store")
+        return StoreInfo(store_id, profile, secrets, integrations or {})
 
     def _integration(self, store_id: str, name: str, item: dict[str, Any] | None) -> Integration | None:
         if item is None:

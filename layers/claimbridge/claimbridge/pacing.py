@@ -11,9 +11,22 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from claimbridge.jobs import PACE_RESERVATIONS, JobDeferredError, PaceReservations
-from claimbridge.store import ConditionFailedError, Store
+from claimbridge.store import ConditionFailedError, PacerState, Store
 
 PACE_WAIT_S = 1.0  # the longest a worker waits for its account's slot; past it the job is deferred, the worker freed
+PACER_TTL_S = 86_400  # a pacer unused for a day goes (no account's backlog reserves a day of slots)
+SEEN_SIZE = 1024
+
+# Each account's next free slot as this process last saw it: which conditional write to try first (slots only move
+# on, so a pacer seen far away is at least that far). A guess: a wrong one costs a lost condition that returns the
+# pacer as it is, and the next write is the right one.
+_SEEN: dict[str, Decimal] = {}
+
+
+def _remember(pk: str, next_at: Decimal) -> None:
+    if len(_SEEN) >= SEEN_SIZE and pk not in _SEEN:
+        _SEEN.clear()
+    _SEEN[pk] = next_at
 
 
 @contextlib.contextmanager
@@ -38,7 +51,9 @@ def account_key(partner: str, credential: str) -> str:
 
 
 class TablePacer:
-    """Evenly spaced slots shared through the table: each call reserves the next slot with a conditional write.
+    """Evenly spaced slots shared through the table: each call takes the next slot with one conditional write that
+    moves the account's next free slot on (``Store.advance_pacer``): under contention the server does the arithmetic,
+    so concurrent workers do not lose writes to each other and read again.
 
     A worker waits at most ``max_wait_s`` for its slot. When the next free slot is further away, a job (run by the
     job runner) reserves it anyway and is deferred to it: the job comes back to a slot already its own
@@ -61,6 +76,7 @@ class TablePacer:
         self._pk = f"PACER#{key}"
         self._interval = Decimal(str(interval_s))
         self._max_wait = max_wait_s
+        self._max_wait_d = Decimal(str(max_wait_s))
         self._clock = clock
         self._sleep = sleep
 
@@ -75,28 +91,30 @@ class TablePacer:
                 raise JobDeferredError(max(1, math.floor(wait)), "waiting for its reserved pacer slot")
             self._took(reservations, wait)
             return
+        # Outside a job a far slot is refused without a write, so there only the table's answer says it is far.
+        seen = _SEEN.get(self._pk) if reservations is not None else None
         for _ in range(25):
-            item = self._store.get(self._pk, "PACER", consistent=True)
-            previous = item["next_at"] if item else None
             now = Decimal(str(round(self._clock(), 3)))
-            slot = max(now, previous or now)
-            wait = float(slot - now)
-            far = wait > self._max_wait
-            if far and reservations is None:
+            limit = now + self._max_wait_d
+            state: PacerState = "free" if seen is None or seen <= now else "near" if seen <= limit else "far"
+            if state == "far" and reservations is None:
+                wait = float(seen - now) if seen is not None else 0.0
                 raise JobDeferredError(wait + random.uniform(0, min(wait, 5.0)), "waiting for a pacer slot")
             # A slot for this call, and for those that surely follow it in the same pass when it is deferred
             # (``calls_after``). A job deferred at a later call does not redo the earlier ones (a ticket made is not
             # made again; a credit's card look-up is reused), so those need no slot when it comes back.
-            count = 1 + (reservations.after if far and reservations is not None else 0)
+            count = 1 + (reservations.after if state == "far" and reservations is not None else 0)
+            step = count * self._interval
             try:
-                self._store.put(
-                    {"PK": self._pk, "SK": "PACER", "next_at": slot + count * self._interval, "ttl": int(slot) + 3600},
-                    condition="attribute_not_exists(PK) OR next_at = :previous",
-                    values={":previous": previous if previous is not None else Decimal(0)},
+                slot = self._store.advance_pacer(
+                    self._pk, state=state, now=now, limit=limit, step=step, ttl=int(now) + PACER_TTL_S
                 )
-            except ConditionFailedError:
-                continue  # another worker took this slot; read the next one
-            if far and reservations is not None:
+            except ConditionFailedError as lost:  # the pacer was not as last seen: try the write its state needs
+                seen = (lost.item or {}).get("next_at")
+                continue
+            _remember(self._pk, slot + step)
+            wait = float(slot - now)
+            if state == "far" and reservations is not None:
                 reservations.hold(self._pk, [slot + n * self._interval for n in range(count)])
                 # Back a little early rather than late (SQS delays are whole seconds): it waits out the rest itself.
                 raise JobDeferredError(

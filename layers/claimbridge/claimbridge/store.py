@@ -22,7 +22,8 @@ import contextlib
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -70,6 +71,9 @@ def customer_pk(store_id: str, customer_hash: str) -> str:
     return f"STORE#{store_id}#CUST#{customer_hash}"
 
 
+PacerState = Literal["free", "near", "far"]
+
+
 def _expressions(
     condition: str | None, names: dict[str, str] | None, values: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -84,7 +88,12 @@ def _expressions(
 
 
 class ConditionFailedError(Exception):
-    """A conditional write lost: the item was already there, or changed under us."""
+    """A conditional write lost: the item was already there, or changed under us. ``item``: the item as the condition
+    found it, where the write asked for it (None when it was not there)."""
+
+    def __init__(self, pk: str, *, item: dict[str, Any] | None = None) -> None:
+        super().__init__(pk)
+        self.item = item
 
 
 class Store:
@@ -105,6 +114,20 @@ class Store:
             TableName=self._table, Key=to_attributes({"PK": pk, "SK": sk}), ConsistentRead=consistent
         )
         return from_attributes(answer["Item"]) if "Item" in answer else None
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Several items in one consistent BatchGetItem (at most 100 keys): those that exist, by (PK, SK)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        request = {
+            self._table: {"Keys": [to_attributes({"PK": pk, "SK": sk}) for pk, sk in keys], "ConsistentRead": True}
+        }
+        while request:
+            answer = self._client.batch_get_item(RequestItems=request)
+            for attributes in answer["Responses"].get(self._table, []):
+                item = from_attributes(attributes)
+                found[(item["PK"], item["SK"])] = item
+            request = answer.get("UnprocessedKeys") or {}
+        return found
 
     def put(
         self,
@@ -186,11 +209,14 @@ class Store:
             answer: dict[str, Any] = getattr(self._client, operation)(TableName=self._table, **request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConditionFailedError(pk) from exc
+                found = exc.response.get("Item")
+                raise ConditionFailedError(pk, item=from_attributes(found) if found else None) from exc
             raise
         return answer
 
-    def query_partition(self, pk: str, *, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+    def query_partition(
+        self, pk: str, *, sk_prefix: str | None = None, sk_between: tuple[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "PK = :pk",
@@ -200,6 +226,9 @@ class Store:
         if sk_prefix:
             kwargs["KeyConditionExpression"] += " AND begins_with(SK, :sk)"
             kwargs["ExpressionAttributeValues"].update(to_attributes({":sk": sk_prefix}))
+        elif sk_between:
+            kwargs["KeyConditionExpression"] += " AND SK BETWEEN :low AND :high"
+            kwargs["ExpressionAttributeValues"].update(to_attributes({":low": sk_between[0], ":high": sk_between[1]}))
         items: list[dict[str, Any]] = []
         while True:
             answer = self._client.query(**kwargs)
@@ -207,6 +236,47 @@ class Store:
             if "LastEvaluatedKey" not in answer:
                 return items
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    # -- pacers --------------------------------------------------------------------------------------------------
+
+    def advance_pacer(
+        self, pk: str, *, state: PacerState, now: Decimal, limit: Decimal, step: Decimal, ttl: int
+    ) -> Decimal:
+        """Take the pacer's next free slot and move it on by ``step``, in one conditional write that holds only while
+        the pacer is in ``state`` at ``now``: "free" (no slot after ``now``: the slot is ``now``), "near" (the next
+        slot is after ``now``, by ``limit`` at the latest) or "far" (after ``limit``). Two workers never take one slot
+        (the move is the server's own arithmetic). Returns the slot taken; ``ConditionFailedError.item`` is the pacer
+        as it was when ``state`` did not hold."""
+        moves = {
+            "free": (
+                "SET next_at = :moved",
+                "attribute_not_exists(next_at) OR next_at <= :now",
+                {":moved": now + step},
+            ),
+            "near": ("SET next_at = next_at + :step", "next_at > :now AND next_at <= :limit", {":step": step}),
+            "far": ("SET next_at = next_at + :step", "next_at > :limit", {":step": step}),
+        }
+        expression, condition, values = moves[state]
+        bounds = (
+            {":now": now}
+            if state == "free"
+            else {":limit": limit}
+            if state == "far"
+            else {":now": now, ":limit": limit}
+        )
+        answer = self._write(
+            "update_item",
+            pk,
+            Key=to_attributes({"PK": pk, "SK": "PACER"}),
+            UpdateExpression=expression + ", #ttl = :ttl",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues=to_attributes({**values, **bounds, ":ttl": ttl}),
+            ReturnValues="UPDATED_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        moved: Decimal = from_attributes(answer["Attributes"])["next_at"]
+        return moved - step
 
     # -- stores and integrations ---------------------------------------------------------------------------------
 
@@ -285,6 +355,13 @@ class Store:
 
     def get_claim(self, store_id: str, claim_id: str) -> dict[str, Any] | None:
         return self.get(claim_pk(store_id, claim_id), "CLAIM")
+
+    def get_claim_and_ledger(self, store_id: str, claim_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The claim and its ledger rows in one query ("CLAIM" and "LEDGER#..." sort together, before the timeline's
+        "TL#...")."""
+        items = self.query_partition(claim_pk(store_id, claim_id), sk_between=("CLAIM", "LEDGER$"))  # "$" follows "#"
+        claim = next((item for item in items if item["SK"] == "CLAIM"), None)
+        return claim, [item for item in items if item["SK"].startswith("LEDGER#")]
 
     def upsert_claim(
         self,
