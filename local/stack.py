@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from local.emulators import Emulators, LocalResources, create_resources, die_with_parent, stop
-from local.functions import LocalFunction, function_environment, load_functions, stop_process_helpers
+from local.functions import (
+    LocalFunction,
+    function_environment,
+    load_functions,
+    start_environment_server,
+    stop_process_helpers,
+)
 from local.gateway import ApiAnswer, LocalApi, serve
 from local.pollers import Poller, sqs_sources
 from local.scheduler import Scheduler, schedules
@@ -125,12 +131,16 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         try:
+            if not self.inline:  # the environments' fork server, while the emulators start
+                server = threading.Thread(target=start_environment_server, daemon=True)
+                server.start()
             self.emulators.start()
             self.sandbox.start()
             self.resources: LocalResources = create_resources(self.emulators, self.template)
             environments = self._configure_environment()
             self.functions = load_functions(self.template)
             if not self.inline:
+                server.join()
                 for logical_id, function in self.functions.items():
                     function.isolate(environments[logical_id])
                 warming = [threading.Thread(target=f.warm, daemon=True) for f in self.functions.values()]
