@@ -10,6 +10,12 @@ then keep a store with a large backlog from raising the dwell time of the others
 fetcher per queue reads ahead into a buffer by group, and each free invoker takes a batch from the group with the
 fewest messages in flight (the oldest first among equals): a store with many messages in flight yields to quiet
 stores. This is an emulation of the service's behaviour, not its algorithm.
+
+**Deletes, batched across invocations.** What an invocation finished is deleted by one deleter per queue, in batches of
+up to ten that gather while the previous batch is in flight: under load several invocations share a request to the
+emulator (each SQS request costs the shared CPU far more than on AWS), and alone a batch goes at once. A message is
+deleted a few milliseconds after its invocation rather than at its end; a delete that fails leaves it to come back
+after its visibility timeout, as a failed delete does on Lambda.
 """
 
 from __future__ import annotations
@@ -108,6 +114,9 @@ class Poller:
         self._in_flight: dict[str, int] = {}
         self._held = 0
         self._hold_s = 300.0  # refreshed from the queue's visibility timeout at start
+        self._finished: deque[str] = deque()  # receipt handles of records done, for the deleter
+        self._finished_ready = threading.Condition()
+        self._deleting = False  # whether the deleter runs (``start``)
 
     def start(self) -> list[threading.Thread]:
         with contextlib.suppress(Exception):
@@ -115,7 +124,11 @@ class Poller:
                 QueueUrl=self.source.queue_url, AttributeNames=["VisibilityTimeout"]
             )["Attributes"]
             self._hold_s = max(5.0, float(attributes["VisibilityTimeout"]) - 30)
-        threads = [threading.Thread(target=self._fetch, name=f"poller-{self.source.function}-fetch", daemon=True)]
+        self._deleting = True
+        threads = [
+            threading.Thread(target=self._fetch, name=f"poller-{self.source.function}-fetch", daemon=True),
+            threading.Thread(target=self._delete, name=f"poller-{self.source.function}-delete", daemon=True),
+        ]
         threads += [
             threading.Thread(target=self._run, name=f"poller-{self.source.function}-{i}", daemon=True)
             for i in range(self.source.concurrency)
@@ -208,10 +221,31 @@ class Poller:
         failed: set[str] = set()
         if self.source.report_failures and isinstance(result, dict):
             failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-        done = [r for r in records if r["messageId"] not in failed]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self._sqs.delete_message_batch(
-                QueueUrl=self.source.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
-            )
+        handles = [r["receiptHandle"] for r in records if r["messageId"] not in failed]
+        if not self._deleting:  # a poller driven by hand (the integration tests): deleted now, as before
+            for start in range(0, len(handles), 10):
+                self._delete_batch(handles[start : start + 10])
+            return
+        with self._finished_ready:
+            self._finished.extend(handles)
+            self._finished_ready.notify()
+
+    def _delete(self) -> None:
+        while not self._stop.is_set():
+            with self._finished_ready:
+                while not self._finished and not self._stop.is_set():
+                    self._finished_ready.wait(0.5)
+                handles = [self._finished.popleft() for _ in range(min(10, len(self._finished)))]
+            if not handles:
+                continue
+            try:
+                self._delete_batch(handles)
+            except Exception:  # noqa: BLE001 - not deleted: the messages come back after their visibility timeout
+                if not self._stop.is_set():
+                    traceback.print_exc()
+
+    def _delete_batch(self, handles: list[str]) -> None:
+        self._sqs.delete_message_batch(
+            QueueUrl=self.source.queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(handles)],
+        )
