@@ -74,9 +74,15 @@ reset:
 	rm -rf .local-data
 	@echo "local data cleared: the next make run starts empty, with a new admin key and demo secrets"
 
+# The checks (lint, the template's) run beside the tests, on the core the tests leave idle while they wait on
+# partners' paces and queues; their output follows the tests'. Either failing fails the target.
 test: setup browser
-	$(MAKE) --no-print-directory lint template-check
-	$(PY) -m pytest -q tests
+	@checks=$$(mktemp); \
+	$(MAKE) --no-print-directory lint template-check >"$$checks" 2>&1 & pid=$$!; \
+	$(PY) -m pytest -q tests; tested=$$?; \
+	wait $$pid; checked=$$?; cat "$$checks"; rm -f "$$checks"; \
+	echo "tests: $$([ $$tested = 0 ] && echo passed || echo FAILED); lint and template checks: $$([ $$checked = 0 ] && echo passed || echo FAILED)"; \
+	[ $$tested = 0 ] && [ $$checked = 0 ]
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
