@@ -33,11 +33,9 @@ $(UV):
 	$(PY312) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-# Compiled at install: every process of the stack and the tests then imports boto3, moto, pydantic and Powertools from
-# bytecode (about 0.8 s instead of 1.9 s a process; the environment may forbid writing it at import).
 $(VENV)/.installed: requirements-dev.txt layers/claimbridge/requirements.txt | $(UV)
 	test -x $(PY) || $(UV) venv --quiet --python $(PY312) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -r requirements-dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -r requirements-dev.txt
 	touch $@
 
 $(SAM_VENV)/.installed: requirements-sam.txt | $(UV)
