@@ -75,8 +75,7 @@ class TablePacer:
         self._store = store
         self._pk = f"PACER#{key}"
         self._interval = Decimal(str(interval_s))
-        self._max_wait = max_wait_s
-        self._max_wait_d = Decimal(str(max_wait_s))
+        self._max_wait = Decimal(str(max_wait_s))
         self._clock = clock
         self._sleep = sleep
 
@@ -86,7 +85,7 @@ class TablePacer:
         held = reservations.take(self._pk) if reservations is not None else None
         if held is not None and reservations is not None:
             wait = float(held - now)
-            if wait > self._max_wait:  # back before its slot (SQS delays at most 15 minutes): deferred again
+            if held - now > self._max_wait:  # back before its slot (SQS delays at most 15 minutes): deferred again
                 reservations.hold(self._pk, [held])
                 raise JobDeferredError(max(1, math.floor(wait)), "waiting for its reserved pacer slot")
             self._took(reservations, wait)
@@ -95,10 +94,11 @@ class TablePacer:
         seen = _SEEN.get(self._pk) if reservations is not None else None
         for _ in range(25):
             now = Decimal(str(round(self._clock(), 3)))
-            limit = now + self._max_wait_d
+            limit = now + self._max_wait
             state: PacerState = "free" if seen is None or seen <= now else "near" if seen <= limit else "far"
             if state == "far" and reservations is None:
-                wait = float(seen - now) if seen is not None else 0.0
+                assert seen is not None  # far: seen past the limit
+                wait = float(seen - now)
                 raise JobDeferredError(wait + random.uniform(0, min(wait, 5.0)), "waiting for a pacer slot")
             # A slot for this call, and for those that surely follow it in the same pass when it is deferred
             # (``calls_after``). A job deferred at a later call does not redo the earlier ones (a ticket made is not

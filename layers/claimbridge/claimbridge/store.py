@@ -257,13 +257,7 @@ class Store:
             "far": ("SET next_at = next_at + :step", "next_at > :limit", {":step": step}),
         }
         expression, condition, values = moves[state]
-        bounds = (
-            {":now": now}
-            if state == "free"
-            else {":limit": limit}
-            if state == "far"
-            else {":now": now, ":limit": limit}
-        )
+        bounds = {name: value for name, value in ((":now", now), (":limit", limit)) if name in condition}
         answer = self._write(
             "update_item",
             pk,
