@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,21 +253,7 @@ def create_resources(emulators: Emulators, template: dict[str, Any] | None = Non
         resolver.refs[logical_id] = key["KeyId"]
         resolver.attrs[(logical_id, "Arn")] = key["Arn"]
 
-    sqs = emulators.client("sqs")
-    queues = resources_of(template, "AWS::SQS::Queue")
-    for logical_id in queues:  # every queue first, then redrive policies (they point at other queues)
-        name = f"claimbridge-{logical_id}-{suffix}"
-        url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        resolver.refs[logical_id] = url
-        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:sqs:{region}:{account}:{name}"
-        resolver.attrs[(logical_id, "QueueName")] = name
-    for logical_id, spec in queues.items():
-        props = resolver.resolve(spec.get("Properties") or {})
-        attributes = {key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props}
-        if "RedrivePolicy" in props:
-            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-        if attributes:
-            sqs.set_queue_attributes(QueueUrl=resolver.refs[logical_id], Attributes=attributes)
+    create_queues(emulators.client("sqs"), resolver, lambda logical_id: f"claimbridge-{logical_id}-{suffix}")
 
     events = emulators.client("events")
     for function_id, spec in resources_of(template, "AWS::Serverless::Function").items():
@@ -281,6 +268,25 @@ def create_resources(emulators: Emulators, template: dict[str, Any] | None = Non
     for logical_id in resources_of(template, "AWS::Serverless::Api"):
         resolver.refs[logical_id] = "local"
     return LocalResources(resolver)
+
+
+def create_queues(sqs: Any, resolver: Resolver, name_of: Callable[[str], str]) -> dict[str, str]:
+    """The template's queues, each made in one call with its attributes (the dead-letter queues first: a redrive policy
+    names one); their URLs by logical id, also kept in the resolver with their ARNs and names."""
+    queues = resources_of(resolver.template, "AWS::SQS::Queue")
+    for logical_id in queues:
+        name = name_of(logical_id)
+        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{resolver.pseudo['AWS::AccountId']}:{name}"
+        resolver.attrs[(logical_id, "QueueName")] = name
+    urls: dict[str, str] = {}
+    for logical_id, spec in sorted(queues.items(), key=lambda queue: "RedrivePolicy" in queue[1]["Properties"]):
+        props = resolver.resolve(spec["Properties"])
+        attributes = {key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props}
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        urls[logical_id] = sqs.create_queue(QueueName=name_of(logical_id), Attributes=attributes)["QueueUrl"]
+        resolver.refs[logical_id] = urls[logical_id]
+    return urls
 
 
 def _check_kept_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from local.emulators import create_queues
 from local.pollers import Poller, SqsSource, sqs_sources
-from local.template import resources_of
+from local.template import Resolver
 
 WEBHOOK_SECRET = "whsec_integration_0123456789"
 RICHPANEL_KEY_PREFIX = "rp_it_"
@@ -147,24 +148,10 @@ ENV_OF_QUEUE = {
 
 def fresh_queues(stack: Any) -> dict[str, str]:
     """New job queues and DLQs for one test, with the template's attributes; the handlers are pointed at them."""
-    sqs = stack.emulators.client("sqs")
     suffix = secrets.token_hex(4)
-    urls: dict[str, str] = {}
-    arns: dict[str, str] = {}
-    queues = resources_of(stack.template, "AWS::SQS::Queue")
-    for logical_id in queues:
-        urls[logical_id] = sqs.create_queue(QueueName=f"t-{logical_id}-{suffix}")["QueueUrl"]
-        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=urls[logical_id], AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-    for logical_id, spec in queues.items():
-        props = spec["Properties"]
-        attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
-        if "RedrivePolicy" in props:
-            policy = dict(props["RedrivePolicy"])
-            dlq = policy["deadLetterTargetArn"]["Fn::GetAtt"][0]
-            attributes["RedrivePolicy"] = json.dumps({**policy, "deadLetterTargetArn": arns[dlq]})
-        sqs.set_queue_attributes(QueueUrl=urls[logical_id], Attributes=attributes)
+    urls = create_queues(
+        stack.emulators.client("sqs"), Resolver(stack.template), lambda logical_id: f"t-{logical_id}-{suffix}"
+    )
     for logical_id, variable in ENV_OF_QUEUE.items():
         os.environ[variable] = urls[logical_id]
     rebuild_handlers()
@@ -268,6 +255,12 @@ def unpace_rise(flow: Flow, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> No
     sandbox["rise"].faults(no_rate_limit=True)
     worker = module_of(flow, "CreditWorkerFunction")
     monkeypatch.setattr(worker, "RISE_INTERVAL_S", 0.0)
+
+
+def unpace_richpanel(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Richpanel's calls unspaced in the worker, for a test about something else that makes a few (well inside the
+    sandbox's 50 per 30 s; the pacing has its own tests)."""
+    monkeypatch.setattr(module_of(flow, "RichpanelWorkerFunction"), "RICHPANEL_INTERVAL_S", 0.0)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from claimbridge.crypto import sign_widget
-from tests.integration.conftest import claim_approved, claim_created
+from tests.integration.conftest import claim_approved, claim_created, unpace_richpanel
 
 WIDGET_SECRET = "wgt_integration_0123456789"
 
@@ -29,7 +29,8 @@ def get(flow, store_id: str, query: dict[str, str], *, headers: dict[str, str] |
 
 
 @pytest.fixture
-def shop(flow, sandbox):
+def shop(flow, sandbox, monkeypatch):
+    unpace_richpanel(flow, monkeypatch)
     flow.configure_richpanel()
     flow.webhook("claim.created", claim_created("c-1", claim_description="<script>alert('x')</script>"), event_id="w1")
     flow.webhook("claim.approved", claim_approved("c-1"), event_id="w2")
