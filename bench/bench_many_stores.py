@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from bench.common import WEBHOOK_SECRET, make_store, quiet_stack, report
@@ -76,20 +78,27 @@ def _send(stack: LocalStack, store_id: str, claims: int, *, credit: bool) -> dic
     return sent
 
 
+def _calls(stack: LocalStack, partner: str, path: str) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"path": path, "method": "POST"})
+    calls = _get(f"{stack.sandbox.urls[partner]}/__sandbox/calls?{query}")["calls"]
+    return [call for call in calls if call.get("status") in (200, 201)]
+
+
 def _tickets(stack: LocalStack) -> dict[str, float]:
     """Each opened ticket's claim and when the sandbox made it (wall clock, as the sandbox records it)."""
-    calls = _get(stack.sandbox.urls["richpanel"] + "/__sandbox/calls?path=/v1/tickets&method=POST")["calls"]
     opened: dict[str, float] = {}
-    for call in calls:
-        if call.get("status") == 201:  # "Order Protection claim #<claim>: ..."
-            subject = json.loads(call["body"])["ticket"].get("subject", "")
-            opened[subject.split("#", 1)[1].split(":", 1)[0]] = call["at"]
+    for call in _calls(stack, "richpanel", "/v1/tickets"):  # "Order Protection claim #<claim>: ..."
+        subject = json.loads(call["body"])["ticket"].get("subject", "")
+        opened[subject.split("#", 1)[1].split(":", 1)[0]] = call["at"]
     return opened
 
 
-def _issued(stack: LocalStack) -> int:
-    calls = _get(stack.sandbox.urls["rise"] + "/__sandbox/calls?path=/v2/gift-cards/issue/&method=POST")["calls"]
-    return sum(1 for c in calls if c.get("status") in (200, 201))
+def _issued(stack: LocalStack) -> list[dict[str, Any]]:
+    return _calls(stack, "rise", "/v2/gift-cards/issue/")
+
+
+def _store_of(claim_id: str) -> str:
+    return claim_id.rsplit("-c", 1)[0]
 
 
 def _wait(done: Callable[[], bool], limit_s: float) -> float:
@@ -106,19 +115,45 @@ def _clear(stack: LocalStack) -> None:
         )
 
 
-def _drain(stack: LocalStack, stores: list[str], claims: int) -> tuple[float, float]:
-    """Send each store's burst, one store after another; the seconds until every ticket, and every credit."""
+@dataclass
+class Drain:
+    """How long a load took to drain: the whole of it from its first webhook, and the slowest store from its own
+    burst's first webhook (the stores' bursts come one after another, so the whole also counts the time the later
+    stores' webhooks waited to be sent)."""
+
+    tickets_s: float
+    credits_s: float
+    slowest_store_tickets_s: float
+    slowest_store_credits_s: float
+
+
+def _drain(stack: LocalStack, stores: list[str], claims: int) -> Drain:
+    """Send each store's burst, one store after another; how long until every ticket, and every credit, was made."""
     _clear(stack)
     started = time.monotonic()
+    burst_at: dict[str, float] = {}
     for store_id in stores:
+        burst_at[store_id] = _wall(time.monotonic())
         _send(stack, store_id, claims, credit=True)
     print(f"  ({len(stores)} store(s)' webhooks answered in {time.monotonic() - started:.1f} s)", flush=True)
     want = len(stores) * claims
     _wait(lambda: len(_tickets(stack)) >= want, 600)
     tickets_s = time.monotonic() - started
-    _wait(lambda: _issued(stack) >= want, 600)
+    _wait(lambda: len(_issued(stack)) >= want, 600)
     credits_s = time.monotonic() - started
-    return tickets_s, credits_s
+    last_ticket: dict[str, float] = {}
+    for claim_id, at in _tickets(stack).items():
+        last_ticket[_store_of(claim_id)] = max(at, last_ticket.get(_store_of(claim_id), 0.0))
+    last_credit: dict[str, float] = {}
+    for call in _issued(stack):  # each store's Rise token names the store
+        store_id = next(s for s in stores if f"rise_{s}_" in json.dumps(call["headers"]))
+        last_credit[store_id] = max(call["at"], last_credit.get(store_id, 0.0))
+    return Drain(
+        tickets_s,
+        credits_s,
+        max(last_ticket[s] - burst_at[s] for s in stores),
+        max(last_credit[s] - burst_at[s] for s in stores),
+    )
 
 
 def _warm(stack: LocalStack) -> None:
@@ -139,10 +174,13 @@ def scale_with_accounts(stack: LocalStack) -> None:
     for store_id in stores:
         _setup(stack, store_id)
     _warm(stack)
-    one_tickets, one_credits = _drain(stack, stores[:1], CLAIMS)
-    many_tickets, many_credits = _drain(stack, stores[1:], CLAIMS)
-    report(f"tickets: {STORES} stores x {CLAIMS} ÷ one store's {CLAIMS}", many_tickets, one_tickets, "<= 1.3", "s")
-    report(f"credits: {STORES} stores x {CLAIMS} ÷ one store's {CLAIMS}", many_credits, one_credits, "<= 1.3", "s")
+    one = _drain(stack, stores[:1], CLAIMS)
+    many = _drain(stack, stores[1:], CLAIMS)
+    name = f"{STORES} stores x {CLAIMS} ÷ one store's {CLAIMS}"
+    report(f"tickets: {name}, slowest store", many.slowest_store_tickets_s, one.tickets_s, "<= 1.3", "s")
+    report(f"credits: {name}, slowest store", many.slowest_store_credits_s, one.credits_s, "<= 1.3", "s")
+    report(f"tickets: {name}, whole run", many.tickets_s, one.tickets_s, "(the sending included)", "s")
+    report(f"credits: {name}, whole run", many.credits_s, one.credits_s, "(the sending included)", "s")
 
 
 def noisy_neighbour(stack: LocalStack) -> None:
@@ -205,6 +243,7 @@ def per_claim_counts() -> None:
 
         table_store()._client.meta.events.register("before-call.dynamodb", count)
         aws_client("sqs").meta.events.register("before-call.sqs", count)
+        stack.pollers[0].sqs.meta.events.register("before-call.sqs", count)  # the pollers' deletes (one client)
         _drain(stack, ["counted"], COUNTED)
         time.sleep(3)  # the last reports
         writes = sum(calls[n] for n in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"))

@@ -106,7 +106,7 @@ class Poller:
     def __init__(self, source: SqsSource, function: LocalFunction, sqs: Any, stop: threading.Event) -> None:
         self.source = source
         self._function = function
-        self._sqs = sqs
+        self.sqs = sqs
         self._stop = stop
         self.invocations = 0
         self._ready = threading.Condition()
@@ -120,7 +120,7 @@ class Poller:
 
     def start(self) -> list[threading.Thread]:
         with contextlib.suppress(Exception):
-            attributes = self._sqs.get_queue_attributes(
+            attributes = self.sqs.get_queue_attributes(
                 QueueUrl=self.source.queue_url, AttributeNames=["VisibilityTimeout"]
             )["Attributes"]
             self._hold_s = max(5.0, float(attributes["VisibilityTimeout"]) - 30)
@@ -146,7 +146,7 @@ class Poller:
                         self._ready.wait(0.5)
                 # A long poll, as Lambda's: it answers at once when messages are there and otherwise waits for one,
                 # where polling again every few milliseconds made the emulator scan the queue for nothing.
-                answer = self._sqs.receive_message(
+                answer = self.sqs.receive_message(
                     QueueUrl=self.source.queue_url,
                     MaxNumberOfMessages=10,
                     WaitTimeSeconds=1,
@@ -245,7 +245,7 @@ class Poller:
                     traceback.print_exc()
 
     def _delete_batch(self, handles: list[str]) -> None:
-        self._sqs.delete_message_batch(
+        self.sqs.delete_message_batch(
             QueueUrl=self.source.queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(handles)],
         )
