@@ -3,7 +3,6 @@ stranded. Each test is one of the defects the "exactly right under disorder" iss
 
 from __future__ import annotations
 
-import sys
 import time
 from decimal import Decimal
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from claimbridge.runtime import table_store
 from claimbridge.store import claim_pk
-from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created
+from tests.integration.conftest import RISE_TOKEN, claim_approved, claim_created, module_of
 from tests.integration.test_credits import SLOT, drain, issues, ledger, row_of, store_credit
 
 
@@ -174,8 +173,8 @@ def test_a_claim_created_later_than_its_approval_never_moves_the_claim_back_to_n
 
 
 @pytest.fixture
-def quick_richpanel(monkeypatch):
-    module = sys.modules["claimbridge_fn_RichpanelWorkerFunction"]
+def quick_richpanel(flow, monkeypatch):
+    module = module_of(flow, "RichpanelWorkerFunction")
     monkeypatch.setattr(module, "RICHPANEL_TIMEOUT", (2.0, 1.0))
     monkeypatch.setattr("claimbridge.jobs.MAX_DELAY_S", 0)
     module.service.cache_clear()

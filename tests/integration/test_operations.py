@@ -4,7 +4,6 @@ ledger actions and the queues, over the emulators and the partner sandbox."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from claimbridge.models.credits import CreditJob
 from claimbridge.runtime import table_store
 from claimbridge.store import claim_pk
 from claimbridge.sweeper import Sweeper
-from tests.integration.conftest import RISE_TOKEN, WEBHOOK_SECRET, claim_approved, claim_created
+from tests.integration.conftest import RISE_TOKEN, WEBHOOK_SECRET, claim_approved, claim_created, module_of
 from tests.integration.test_credits import SLOT, drain, issues, row_of, service, store_credit
 
 
@@ -119,8 +118,7 @@ def test_a_worker_killed_after_taking_a_credit_is_found_by_the_sweep_and_settled
     stranded = row_of(money)
 
     report = sweeper_for(money, lambda: time.time() + 200).sweep()  # past the lease and its grace
-    module = sys.modules["claimbridge_fn_CreditWorkerFunction"]
-    module.service.cache_clear()
+    module_of(money, "CreditWorkerFunction").service.cache_clear()
     future = time.time() + 200
     worker = service(clock=lambda: future)
     for message in money.receive("CreditWorkerFunction"):
