@@ -201,11 +201,11 @@ def scale_with_accounts(stack: LocalStack) -> None:
         report(f"tickets: {name}", many.tickets_s, one.tickets_s, goal, "s")
         report(f"credits: {name}", many.credits_s, one.credits_s, goal, "s")
         cores = os.cpu_count() or 1
+        least_s = many.cpu_s / cores  # the drain this much work allows on this machine's cores
         print(
             f"    (the slowest store from its own burst: tickets {many.slowest_store_tickets_s:.1f} s, credits "
             f"{many.slowest_store_credits_s:.1f} s; CPU {many.cpu_busy:.0%} busy: {many.cpu_s:.0f} CPU-s on {cores} "
-            f"cores, so no less than {many.cpu_s / cores:.0f} s on this machine, {many.cpu_s / cores / one.tickets_s:.2f}"
-            " of the tickets' floor)",
+            f"cores, so no less than {least_s:.0f} s on this machine, {least_s / one.tickets_s:.2f} of the tickets' floor)",
             flush=True,
         )
 
