@@ -205,7 +205,8 @@ def scale_with_accounts(stack: LocalStack) -> None:
         print(
             f"    (the slowest store from its own burst: tickets {many.slowest_store_tickets_s:.1f} s, credits "
             f"{many.slowest_store_credits_s:.1f} s; CPU {many.cpu_busy:.0%} busy: {many.cpu_s:.0f} CPU-s on {cores} "
-            f"cores, so no less than {least_s:.0f} s on this machine, {least_s / one.tickets_s:.2f} of the tickets' floor)",
+            f"cores, so no less than {least_s:.0f} s on this machine, {least_s / one.tickets_s:.2f} of the tickets' "
+            "floor)",
             flush=True,
         )
 
