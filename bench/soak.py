@@ -261,7 +261,28 @@ def tally(stack: LocalStack, claims: list[dict[str, Any]]) -> tuple[str, bool]:
     )
     clean = not (ticket_dup or ticket_missing or credit_dup or credit_missing or report_dup or report_missing)
     clean = clean and len(held) == len(held_justified)
-    return line, clean
+    missing = [c for c in claims if by_claim[c["claim_id"]] == 0]
+    return line + "".join(_evidence(stack, claim) for claim in missing), clean
+
+
+def _evidence(stack: LocalStack, claim: dict[str, Any]) -> str:
+    """What the table, the dead-letter queues and Richpanel's calls say of a claim whose ticket is missing."""
+    from claimbridge.runtime import table_store
+    from claimbridge.store import claim_pk
+
+    claim_id = claim["claim_id"]
+    items = table_store().query_partition(claim_pk(claim["store_id"], claim_id))
+    sqs = stack.emulators.client("sqs")
+    dead = {
+        queue: sqs.get_queue_attributes(
+            QueueUrl=stack.resources.ref(queue.replace("Queue", "DLQ")), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        for queue in QUEUES
+    }
+    _, calls = _call(stack.sandbox.urls["richpanel"] + "/__sandbox/calls")
+    about = [(c["method"], c["path"], c.get("status")) for c in calls["calls"] if claim_id in c.get("body", "")]
+    kept = [{k: v for k, v in item.items() if k not in ("secrets",)} for item in items]
+    return f"\n  missing ticket {claim_id}: items {kept}; DLQs {dead}; Richpanel calls naming it {about}"
 
 
 def main() -> None:

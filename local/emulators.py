@@ -273,18 +273,21 @@ def create_resources(emulators: Emulators, template: dict[str, Any] | None = Non
 def create_queues(sqs: Any, resolver: Resolver, name_of: Callable[[str], str]) -> dict[str, str]:
     """The template's queues, each made in one call with its attributes (the dead-letter queues first: a redrive policy
     names one); their URLs by logical id, also kept in the resolver with their ARNs and names."""
-    queues = resources_of(resolver.template, "AWS::SQS::Queue")
-    for logical_id in queues:
-        name = name_of(logical_id)
+    properties = {
+        logical_id: spec.get("Properties") or {}
+        for logical_id, spec in resources_of(resolver.template, "AWS::SQS::Queue").items()
+    }
+    names = {logical_id: name_of(logical_id) for logical_id in properties}
+    for logical_id, name in names.items():
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{resolver.pseudo['AWS::AccountId']}:{name}"
         resolver.attrs[(logical_id, "QueueName")] = name
     urls: dict[str, str] = {}
-    for logical_id, spec in sorted(queues.items(), key=lambda queue: "RedrivePolicy" in queue[1]["Properties"]):
-        props = resolver.resolve(spec["Properties"])
+    for logical_id in sorted(properties, key=lambda queue: "RedrivePolicy" in properties[queue]):
+        props = resolver.resolve(properties[logical_id])
         attributes = {key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props}
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-        urls[logical_id] = sqs.create_queue(QueueName=name_of(logical_id), Attributes=attributes)["QueueUrl"]
+        urls[logical_id] = sqs.create_queue(QueueName=names[logical_id], Attributes=attributes)["QueueUrl"]
         resolver.refs[logical_id] = urls[logical_id]
     return urls
 
