@@ -331,7 +331,10 @@ def test_a_revoked_then_restored_rise_token_holds_then_issues_the_credit(money, 
         time.sleep(0.2)
 
     assert held["state"] == "HELD" and held["hold_code"] == "provider_invalid"
-    assert row_of(money)["state"] == "ISSUED" and len(issues(sandbox)) == 1
+    # This store's cards only: the health check runs over every store of the shared table, and may re-drive a credit
+    # an earlier test left held into this test's queue (another store's account, paid once there).
+    mine = [call for call in issues(sandbox) if token in json.dumps(call["headers"])]
+    assert row_of(money)["state"] == "ISSUED" and len(mine) == 1
 
 
 def test_a_revoked_postco_key_marks_the_integration_invalid_at_the_health_check_and_valid_when_restored(flow, sandbox):
